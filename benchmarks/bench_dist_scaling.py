@@ -1,0 +1,74 @@
+"""Round time with 2 processes vs 1 process on this machine.
+
+Runs the same federated config (SimCLR ResNet-18, 10 clients, all per round,
+1 local epoch over a Fashion-MNIST subset) with `tools/train.py` and with
+`tools/dist_train.sh CONFIG 2` (gloo on CPU), each process with
+OMP_NUM_THREADS = cores / processes, and compares the mean round time
+(first round excluded: start-up).
+
+    .venv/bin/python benchmarks/bench_dist_scaling.py [--images 2000]
+
+Goal: round time(2 processes) <= 0.6 x round time(1 process).
+"""
+import argparse
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import tempfile
+
+from _common import ROOT, fmnist_root
+
+ROUND_RE = re.compile(r'Round \[(\d+)/(\d+)\] \d+ clients, ([\d.]+) s')
+
+
+def round_times(log: str):
+    return [float(m.group(3)) for m in ROUND_RE.finditer(log)]
+
+
+def run(cmd, threads: int) -> list:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               PYTHONPATH=ROOT, PYTHON=sys.executable)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        print(out.stderr[-3000:])
+        raise SystemExit(out.returncode)
+    return round_times(out.stdout + out.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--images', type=int, default=2000)
+    parser.add_argument('--rounds', type=int, default=3)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 2
+    with tempfile.TemporaryDirectory() as d:
+        opts = [
+            '--cfg-options',
+            f'train_dataloader.dataset.dataset.data_root={fmnist_root()}',
+            f'train_dataloader.dataset.dataset.subset={args.images}',
+            'train_dataloader.dataset.partition.type=IID',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            f'train_cfg.rounds={args.rounds}',
+            'default_hooks.checkpoint.interval=-1',
+            'log_level=INFO',
+        ]
+        cfg = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
+        one = run([sys.executable, 'tools/train.py', cfg, '--work-dir',
+                   osp.join(d, 'one')] + opts, cores)
+        two = run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
+                   osp.join(d, 'two')] + opts, max(1, cores // 2))
+    # both ranks log; take rank 0's lines (the first of each pair)
+    two = two[::2] if len(two) == 2 * len(one) else two
+    m1 = sum(one[1:]) / max(1, len(one) - 1)
+    m2 = sum(two[1:]) / max(1, len(two) - 1)
+    print(f'1 process : mean round {m1:.1f} s  (rounds {one})')
+    print(f'2 processes: mean round {m2:.1f} s  (rounds {two})')
+    print(f'ratio 2 / 1 processes: {m2 / m1:.3f} (goal <= 0.6)')
+
+
+if __name__ == '__main__':
+    main()

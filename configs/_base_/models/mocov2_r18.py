@@ -1,0 +1,22 @@
+# MoCo v2 with a ResNet-18 backbone (small images). The negative-key queue
+# stays on each client (see docs/federated.md).
+model = dict(
+    type='MoCo',
+    queue_len=4096,
+    feat_dim=128,
+    momentum=0.01,
+    backbone=dict(
+        type='ResNet',
+        depth=18,
+        norm_cfg=dict(type='BN'),
+        zero_init_residual=False),
+    neck=dict(
+        type='MoCoV2Neck',
+        in_channels=512,
+        hid_channels=512,
+        out_channels=128,
+        with_avg_pool=True),
+    head=dict(
+        type='ContrastiveHead',
+        loss=dict(type='CrossEntropyLoss'),
+        temperature=0.2))

@@ -1,0 +1,13 @@
+"""decssl_mm: decentralized self-supervised learning for OpenMMLab 2.x.
+
+Importing the package applies the compatibility fixes of
+:mod:`decssl_mm.compat` and registers every component.
+"""
+from .version import __version__
+from . import compat
+
+compat.apply_all()
+
+from . import datasets, federated, partition  # noqa: E402,F401
+
+__all__ = ['__version__', 'compat']

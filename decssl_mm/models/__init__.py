@@ -1,0 +1,1 @@
+"""Models of decssl_mm (self-supervised adaptations, FeatARC)."""

@@ -1,0 +1,3 @@
+from .io import atomic_torch_save, safe_torch_load
+
+__all__ = ['atomic_torch_save', 'safe_torch_load']

@@ -1,0 +1,79 @@
+"""Checks of a config that run before anything is built or trained."""
+import os.path as osp
+from typing import Any, Iterator, Tuple
+
+from mmengine.config import Config, ConfigDict
+
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _datasets(cfg: Any, path: str) -> Iterator[Tuple[str, dict]]:
+    """Yield ``(config path, dataset dict)`` of nested dataset configs."""
+    if not isinstance(cfg, (dict, ConfigDict)):
+        return
+    yield path, cfg
+    for key in ('dataset', 'datasets'):
+        sub = cfg.get(key)
+        if isinstance(sub, (list, tuple)):
+            for i, s in enumerate(sub):
+                yield from _datasets(s, f'{path}.{key}[{i}]')
+        elif sub is not None:
+            yield from _datasets(sub, f'{path}.{key}')
+
+
+def check_dataset_paths(cfg: Config) -> None:
+    """Fail early when a data root or annotation file does not exist.
+
+    Args:
+        cfg (Config): The full config.
+
+    Raises:
+        FileNotFoundError: Naming the config key and the missing path.
+    """
+    for loader in _LOADERS:
+        lcfg = cfg.get(loader)
+        if not lcfg or 'dataset' not in lcfg:
+            continue
+        for path, ds in _datasets(lcfg['dataset'], f'{loader}.dataset'):
+            root = ds.get('data_root') or ''
+            if root and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'{path}.data_root: directory not found: {root}')
+            ann = ds.get('ann_file')
+            if ann:
+                full = ann if osp.isabs(ann) or not root else osp.join(
+                    root, ann)
+                if not osp.isfile(full):
+                    raise FileNotFoundError(
+                        f'{path}.ann_file: file not found: {full}')
+            pfile = ds.get('partition_file')
+            if pfile and not ds.get('partition') and not osp.isfile(pfile):
+                raise FileNotFoundError(
+                    f'{path}.partition_file: file not found: {pfile}')
+
+
+def check_train_cfg(cfg: Config) -> None:
+    """Validate the scalar settings of a federated ``train_cfg``.
+
+    Raises:
+        ValueError: Naming the offending ``train_cfg`` key.
+    """
+    tcfg = cfg.get('train_cfg') or {}
+    if tcfg.get('type') not in ('FederatedTrainLoop', 'FeatARCTrainLoop'):
+        return
+    rounds = tcfg.get('rounds')
+    if rounds is None or int(rounds) != rounds or rounds < 1:
+        raise ValueError(
+            f'train_cfg.rounds must be a positive integer, got {rounds}.')
+    p = tcfg.get('participation')
+    if p is not None and not 0 < p <= 1:
+        raise ValueError(f'train_cfg.participation must be in (0, 1], got {p}.')
+    if (tcfg.get('local_epochs') is None) == (tcfg.get('local_iters') is None):
+        raise ValueError('Give exactly one of train_cfg.local_epochs and '
+                         'train_cfg.local_iters.')
+
+
+def check_config(cfg: Config) -> None:
+    """Run every pre-flight check on a training config."""
+    check_train_cfg(cfg)
+    check_dataset_paths(cfg)
