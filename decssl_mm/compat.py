@@ -24,6 +24,17 @@ a test in ``tests/test_compat.py`` that fails without it.
    with ``device_ids=[local_rank]``; both fail on CPU. Without CUDA we
    initialise the process group with gloo and build DDP without
    ``device_ids``.
+4. Checkpoint files: mmengine 0.10 streams ``torch.save`` into
+   ``epoch_N.pth``, writes the ``last_checkpoint`` pointer with a plain
+   ``open('w')`` and removes the oldest checkpoint before writing the new
+   one, so a process killed at the wrong instant cannot be resumed; its local
+   loader calls ``torch.load`` without ``weights_only`` (an environment
+   variable can turn the protection off) and its errors do not name the file.
+   :mod:`decssl_mm.utils.checkpoint_io` writes checkpoint and pointer
+   atomically (temporary file, fsync, rename), removes old checkpoints only
+   after the pointer moved, and loads local checkpoints (``--resume``,
+   ``load_from``, ``init_cfg=dict(type='Pretrained')``) with
+   ``weights_only=True`` and errors naming the file.
 """
 import os
 from typing import List
@@ -177,12 +188,20 @@ def patch_cpu_distributed() -> None:
     cls.__init__ = ddp_init
 
 
+# ------------------------------------------------------ 4. checkpoint files
+def patch_checkpoint_io() -> None:
+    """Atomic checkpoint/pointer writes, code-free local loads (fix 4)."""
+    from decssl_mm.utils import checkpoint_io
+    checkpoint_io.install()
+
+
 def apply_all() -> List[str]:
     """Apply every fix once; return the names of the applied fixes."""
     for name, fix in (('weights_only_allowlist',
                        allow_mmengine_checkpoint_types),
                       ('numpy2_adjust_hue', patch_adjust_hue),
-                      ('cpu_torchrun', patch_cpu_distributed)):
+                      ('cpu_torchrun', patch_cpu_distributed),
+                      ('atomic_checkpoint_io', patch_checkpoint_io)):
         if name not in _APPLIED:
             fix()
             _APPLIED.append(name)

@@ -8,6 +8,7 @@ Components of the federated engine that have no OpenMMLab counterpart get
 root registries of their own (``PARTITIONERS``, ``AGGREGATORS``,
 ``CLIENT_SAMPLERS``, ``CLIENT_STATE_STORES``).
 """
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
 from mmpretrain.utils import register_all_modules
 from mmpretrain.registry import DATA_SAMPLERS as MMPRE_DATA_SAMPLERS
@@ -16,7 +17,6 @@ from mmpretrain.registry import EVALUATORS as MMPRE_EVALUATORS
 from mmpretrain.registry import HOOKS as MMPRE_HOOKS
 from mmpretrain.registry import LOOPS as MMPRE_LOOPS
 from mmpretrain.registry import METRICS as MMPRE_METRICS
-from mmpretrain.registry import MODEL_WRAPPERS as MMPRE_MODEL_WRAPPERS
 from mmpretrain.registry import MODELS as MMPRE_MODELS
 from mmpretrain.registry import TRANSFORMS as MMPRE_TRANSFORMS
 
@@ -50,9 +50,12 @@ METRICS = Registry(
     'metric', parent=MMPRE_METRICS, locations=['decssl_mm.evaluation'])
 EVALUATOR = Registry(
     'evaluator', parent=MMPRE_EVALUATORS, locations=['decssl_mm.evaluation'])
+# mmengine's Runner looks model wrappers up in its root registry, which sees
+# only its direct children: ours hangs directly under mmengine's (mmpretrain
+# adds no wrapper), so `type='decssl_mm.FederatedModelWrapper'` resolves.
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
-    parent=MMPRE_MODEL_WRAPPERS,
+    parent=MMENGINE_MODEL_WRAPPERS,
     locations=['decssl_mm.federated'])
 
 # Every other kind of component (optimizers, schedulers, visualizers, ...)

@@ -16,9 +16,11 @@ import torch
 import decssl_mm  # noqa: F401  (compat fixes + registration)
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
 
+from decssl_mm.datasets import CocoSSLDataset, WarehouseDataset
 from decssl_mm.datasets.tiny_coco import make_tiny_coco
 from decssl_mm.evaluation.export import (check_backbone_compat,
                                          extract_backbone_state,
@@ -255,7 +257,7 @@ def test_knn_separable_toy_and_batching():
 def test_knn_hook_through_runner(ssl_run):
     hub = ssl_run['runner'].message_hub
     top1 = hub.get_scalar('knn/top1').current()
-    assert 0.0 <= top1 <= 100.0
+    assert 0.0 <= top1 <= 100.0  # also False for NaN (diverged features)
     assert hub.get_scalar('knn/top5').current() == 100.0  # 2 classes
 
 
@@ -366,7 +368,8 @@ def test_depth_mismatch_is_named(tmp_path):
     assert info['depth'] == 18
     check_backbone_compat(state, 18, r18)
     cfg = Config.fromfile(
-        osp.join(DOWNSTREAM, 'mmdet', 'faster-rcnn_r50-decssl-pre_fpn_1x_coco.py'))
+        osp.join(DOWNSTREAM, 'mmdet',
+                 'faster-rcnn_r50-decssl-pre_fpn_1x_coco.py'))
     with pytest.raises(ValueError) as err:
         check_backbone_compat(state, cfg.model, r18)
     msg = str(err.value)
@@ -413,10 +416,11 @@ def test_configs_never_download(path):
 # ------------------------------------------------------------ datasets
 def test_coco_ssl_dataset_keys(tiny_coco):
     from decssl_mm.registry import DATASETS
-    ds = DATASETS.build(
-        dict(type='CocoSSLDataset', data_root=tiny_coco['root'],
-             ann_file='annotations/train.json',
-             data_prefix=dict(img_path='images/')))
+    with DefaultScope.overwrite_default_scope('decssl_mm'):
+        ds = DATASETS.build(
+            dict(type='CocoSSLDataset', data_root=tiny_coco['root'],
+                 ann_file='annotations/train.json',
+                 data_prefix=dict(img_path='images/')))
     assert len(ds) == 3 and len(ds.metainfo['classes']) == 80
     empty, full = ds.get_data_info(0), ds.get_data_info(1)
     assert empty['dominant_category'] == -1 and empty['num_instances'] == 0
@@ -424,8 +428,7 @@ def test_coco_ssl_dataset_keys(tiny_coco):
     assert full['dominant_category'] in full['category_set']
     assert osp.isfile(full['img_path']) and full['source_id'] == 'robot_1'
     with pytest.raises(FileNotFoundError, match='missing.json'):
-        DATASETS.build(dict(type='CocoSSLDataset', ann_file='missing.json',
-                            data_root=tiny_coco['root']))
+        CocoSSLDataset(ann_file='missing.json', data_root=tiny_coco['root'])
 
 
 def test_warehouse_dataset(tiny_warehouse, tmp_path):
@@ -434,7 +437,9 @@ def test_warehouse_dataset(tiny_warehouse, tmp_path):
     from mmdet.registry import DATASETS
     kw = dict(type='WarehouseDataset', data_root=tiny_warehouse['root'],
               data_prefix=dict(img='images/'), pipeline=[])
-    ds = DATASETS.build(dict(kw, ann_file='annotations/val.json'))
+    # Found from mmdet configs (default_scope='mmdet').
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        ds = DATASETS.build(dict(kw, ann_file='annotations/val.json'))
     assert ds.metainfo['classes'] == ('box', 'pallet', 'person')
     assert [ds.get_data_info(i)['source_id'] for i in range(len(ds))] == [
         'robot_0', 'robot_1'
@@ -446,9 +451,10 @@ def test_warehouse_dataset(tiny_warehouse, tmp_path):
     del data['images'][0]['source_id']
     bad = str(tmp_path / 'nosource.json')
     json.dump(data, open(bad, 'w'))
+    kw.pop('type')
     with pytest.raises(ValueError, match='nosource.json.*source_id'):
-        DATASETS.build(dict(kw, ann_file=bad))
-    ds = DATASETS.build(dict(kw, ann_file=bad, missing_source='unknown'))
+        WarehouseDataset(**kw, ann_file=bad)
+    ds = WarehouseDataset(**kw, ann_file=bad, missing_source='unknown')
     assert ds.get_data_info(0)['source_id'] == 'unknown'
 
 
@@ -579,11 +585,10 @@ def test_fcn_voc_e2e(backbone_file, tmp_path):
             pipeline=pipeline)
 
     cfg.train_dataloader.update(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        dataset=voc('train', train_pipeline))
-    cfg.val_dataloader.update(
-        num_workers=0, persistent_workers=False,
-        dataset=voc('val', test_pipeline))
+        batch_size=2, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset = voc('train', train_pipeline)  # replace
+    cfg.val_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.val_dataloader.dataset = voc('val', test_pipeline)
     cfg.test_dataloader = cfg.val_dataloader
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1,
                          val_interval=1)

@@ -24,7 +24,9 @@ _view = [
         prob=0.8),
     dict(type='RandomFlip', prob=0.5),
 ]
+# The negative-key queues need full batches (queue_len % batch_size == 0).
 train_dataloader = dict(
+    drop_last=True,
     dataset=dict(
         dataset=dict(pipeline=[
             dict(type='GrayToRGB'),

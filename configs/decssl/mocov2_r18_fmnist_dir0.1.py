@@ -7,3 +7,6 @@ _base_ = [
     '../_base_/federated/fedavg.py',
     '../_base_/default_runtime.py',
 ]
+
+# The negative-key queue needs full batches (queue_len % batch_size == 0).
+train_dataloader = dict(drop_last=True)

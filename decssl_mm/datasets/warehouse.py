@@ -82,7 +82,8 @@ class WarehouseDataset(CocoDataset):
 
     def _set_classes(self, coco) -> None:
         """Take the classes from the json, or check the given ones."""
-        cats = sorted(coco.dataset.get('categories', []), key=lambda c: c['id'])
+        cats = sorted(
+            coco.dataset.get('categories', []), key=lambda c: c['id'])
         names = tuple(c['name'] for c in cats)
         if not names:
             raise ValueError(f'{self.ann_file}: no categories in the json')

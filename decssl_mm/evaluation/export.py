@@ -274,6 +274,8 @@ def _backbone_args(spec: Union[int, dict]) -> dict:
     """ResNet arguments that decide the state dict keys and shapes."""
     if isinstance(spec, int):
         spec = dict(type='ResNet', depth=spec)
+    if hasattr(spec, 'to_dict') and not isinstance(spec, dict):  # Config
+        spec = spec.to_dict()
     if not isinstance(spec, dict):
         raise TypeError('model_cfg must be a ResNet depth (int) or a model/'
                         f'backbone config dict, got {type(spec).__name__}')

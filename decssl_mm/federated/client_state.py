@@ -5,6 +5,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 import torch
+from mmengine.dist import is_main_process
 
 from decssl_mm.registry import CLIENT_STATE_STORES
 from decssl_mm.utils.io import atomic_torch_save, safe_torch_load
@@ -29,6 +30,12 @@ class DiskClientStateStore:
     mid-round resumes from states consistent with its checkpoint. At most two
     versions per client exist (the committed one and a newer one), and
     versions that no checkpoint can refer to any more are deleted.
+
+    Under torch.distributed only rank 0 deletes files: checkpoints (and so
+    :meth:`commit`) happen on rank 0 alone, and another rank cannot tell the
+    version the last checkpoint refers to from a merely older one. A rank
+    that writes a newer version leaves the older one to rank 0, which removes
+    it when the round's index is merged.
 
     Args:
         subdir (str): Directory under ``work_dir``. Defaults to
@@ -70,8 +77,8 @@ class DiskClientStateStore:
         client_id = int(client_id)
         atomic_torch_save(state, self._path(client_id, round_idx))
         prev = self.index.get(client_id)
-        if prev is not None and prev != round_idx and \
-                prev != self.committed.get(client_id):
+        if is_main_process() and prev is not None and prev != round_idx \
+                and prev != self.committed.get(client_id):
             self._remove(self._path(client_id, prev))
         self.index[client_id] = int(round_idx)
 

@@ -7,14 +7,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank, get_world_size
+from mmengine.dist import barrier, get_rank, get_world_size
 from mmengine.logging import print_log
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
 from decssl_mm.registry import (AGGREGATORS, CLIENT_SAMPLERS,
                                 CLIENT_STATE_STORES, LOOPS)
-from .aggregators import BaseAggregator, ClientUpdateRejected
+from .aggregators import BaseAggregator
 from .client_isolation import client_local_ops
 from .client_sampler import UniformClientSampler
 from .client_state import DiskClientStateStore
@@ -164,6 +164,8 @@ class FederatedTrainLoop(BaseLoop):
         self.comm_bytes_total = 0
         self._pending_state: Optional[dict] = None
         self._round_times: List[float] = []
+        #: ``client -> last error`` of this rank's failed clients this round
+        self._round_errors: Dict[int, str] = {}
         self._max_iters = self._max_epochs * self._expected_round_iters()
 
         if hasattr(self.dataset, 'metainfo'):
@@ -247,10 +249,15 @@ class FederatedTrainLoop(BaseLoop):
         bs = self.batch_sampler.batch_size
         if self.local_iters is not None:
             return int(self.local_iters)
-        per_epoch = n // bs if self.batch_sampler.drop_last else -(-n // bs)
-        if not self.batch_sampler.drop_last and n % bs == 1 and n > 1:
-            per_epoch -= 1
-        return max(per_epoch, 1 if n > 0 else 0) * int(self.local_epochs)
+        if n == 0:
+            return 0
+        if self.batch_sampler.drop_last:
+            per_epoch = max(n // bs, 1)
+        else:
+            per_epoch = -(-n // bs)
+            if n % bs == 1 and n > 1:
+                per_epoch -= 1
+        return per_epoch * int(self.local_epochs)
 
     def _expected_round_iters(self) -> int:
         mean = float(np.mean([self._num_client_batches(int(n))
@@ -278,19 +285,32 @@ class FederatedTrainLoop(BaseLoop):
             chunks = np.split(order, int(self.local_iters))
         else:
             for _ in range(int(self.local_epochs)):
-                perm = rng.permutation(idx)
-                ep = [perm[i:i + bs] for i in range(0, n, bs)]
-                if len(ep) > 1 and (self.batch_sampler.drop_last
-                                    or len(ep[-1]) == 1) and \
-                        len(ep[-1]) < bs:
-                    ep = ep[:-1]
-                chunks.extend(ep)
+                chunks.extend(self._epoch_batches(rng.permutation(idx), bs))
         seeds = rng.integers(0, 2**31 - 1, size=sum(len(c) for c in chunks))
         out, pos = [], 0
         for c in chunks:
             out.append(list(zip(c.tolist(), seeds[pos:pos + len(c)].tolist())))
             pos += len(c)
         return out
+
+    def _epoch_batches(self, perm: np.ndarray, bs: int) -> List[np.ndarray]:
+        """Split one local epoch's permutation into batches.
+
+        With ``drop_last`` every batch is full (algorithms such as MoCo need
+        ``queue_len % batch_size == 0``): the remainder is dropped, and a
+        client smaller than one batch repeats its samples to fill one.
+        Otherwise the last batch may be smaller, except that a last batch of
+        a single sample is dropped (BatchNorm cannot train on one sample).
+        """
+        n = len(perm)
+        if self.batch_sampler.drop_last:
+            if n < bs:
+                return [np.resize(perm, bs)]
+            return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]
+        ep = [perm[i:i + bs] for i in range(0, n, bs)]
+        if len(ep) > 1 and len(ep[-1]) == 1:
+            ep = ep[:-1]
+        return ep
 
     # -------------------------------------------------------------- the run
     def run(self) -> torch.nn.Module:
@@ -336,9 +356,32 @@ class FederatedTrainLoop(BaseLoop):
             f'{len(local)} stay on clients'
             + (f' (e.g. {local[:4]})' if local else ''),
             logger='current')
+        empty = np.flatnonzero(self.client_sizes == 0)
+        if empty.size:
+            print_log(f'Federated: clients {empty.tolist()[:20]} hold no '
+                      'samples; they are skipped whenever sampled.',
+                      logger='current', level=logging.WARNING)
         if self._pending_state is not None:
             self._apply_resumed_state(self._pending_state)
             self._pending_state = None
+        self._remove_stale_client_states()
+
+    def _remove_stale_client_states(self) -> None:
+        """Delete client-state files that the starting run cannot use.
+
+        On resume: versions newer than the checkpoint (the interrupted round);
+        on a fresh start: every file (e.g. of a run killed before its first
+        checkpoint). Rank 0 deletes; every rank waits for it, so no rank
+        writes a new state that rank 0 could mistake for a stale one.
+        """
+        if get_rank() == 0:
+            n = self.store.remove_orphans()
+            if n:
+                what = 'of the interrupted round' if self._epoch else \
+                    'left in the work dir by an earlier run'
+                print_log(f'Removed {n} client-state files {what}.',
+                          logger='current')
+        barrier()
 
     def run_epoch(self) -> None:
         """Run one communication round."""
@@ -353,8 +396,11 @@ class FederatedTrainLoop(BaseLoop):
         self.model.train()
         written: Dict[int, int] = {}
         ok, failed = [], []
+        self._round_errors = {}
         batch_idx = 0
         for k in mine:
+            if self.client_sizes[k] == 0:
+                continue  # a client without samples: skipped (documented)
             batches = self.client_batches(k, round_idx)
             done, batch_idx = self._train_client_with_retries(
                 k, batches, round_idx, batch_idx)
@@ -398,8 +444,11 @@ class FederatedTrainLoop(BaseLoop):
                 batch_idx = self._train_client(client_id, batches, round_idx,
                                                batch_idx)
                 return True, batch_idx
-            except (ClientUpdateRejected, FloatingPointError, RuntimeError,
-                    ValueError) as e:
+            except Exception as e:  # noqa: B902 - one client must not
+                # stop the run (nor, under torch.distributed, hang the
+                # other ranks); if every client fails the round stops it.
+                self._round_errors[int(client_id)] = \
+                    f'{type(e).__name__}: {e}'
                 what = 'retrying' if attempt < self.client_retries else \
                     'dropping it from the round'
                 print_log(
@@ -504,18 +553,23 @@ class FederatedTrainLoop(BaseLoop):
     def _end_round(self, round_idx: int, participants: np.ndarray,
                    ok: List[int], failed: List[int],
                    written: Dict[int, int]) -> None:
-        gathered = all_gather_objects((ok, failed, written))
+        gathered = all_gather_objects((ok, failed, written,
+                                       self._round_errors))
         all_ok = [k for g in gathered for k in g[0]]
         all_failed = [k for g in gathered for k in g[1]]
         merged: Dict[int, int] = {}
+        errors: Dict[int, str] = {}
         for g in gathered:
             merged.update(g[2])
+            errors.update(g[3])
         self._merge_store_index(merged)
-        if participants.size and not all_ok:
+        if all_failed and not all_ok:
+            shown = '; '.join(f'client {k}: {errors.get(k, "?")}'
+                              for k in sorted(all_failed)[:5])
             raise RuntimeError(
                 f'Round {round_idx}: every participating client failed '
                 f'({sorted(all_failed)}); stopping. The last checkpoint '
-                'is intact.')
+                f'is intact (resume with --resume). Errors: {shown}')
         self.finish_round(round_idx)
         self._load_global_into_model()
         self._rounds_done = round_idx + 1
@@ -606,8 +660,3 @@ class FederatedTrainLoop(BaseLoop):
         self.comm_bytes_total = int(state.get('comm_bytes_total', 0))
         self._rounds_done = self._epoch
         self.load_extra_state_dict(state.get('extra', {}))
-        if get_rank() == 0:
-            n = self.store.remove_orphans()
-            if n:
-                print_log(f'Resume: removed {n} client-state files of the '
-                          'interrupted round.', logger='current')

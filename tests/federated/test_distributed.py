@@ -74,7 +74,7 @@ def _isolated_moco(rank: int, port: int, out: str) -> None:
     from decssl_mm.federated import client_local_ops
     torch.manual_seed(0)
     model = MODELS.build(
-        dict(type='MoCo', queue_len=16, feat_dim=8, momentum=0.01,
+        dict(type='MoCo', queue_len=12, feat_dim=8, momentum=0.01,
              backbone=dict(type='ResNet', depth=18, base_channels=4,
                            stem_channels=4),
              neck=dict(type='MoCoV2Neck', in_channels=32, hid_channels=16,

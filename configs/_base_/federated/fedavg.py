@@ -10,8 +10,9 @@ train_cfg = dict(
     client_state=dict(type='DiskClientStateStore'),
     optimizer_policy='reset',
 )
-# Ranks train different clients: no gradient synchronisation (no DDP).
-model_wrapper_cfg = dict(type='FederatedModelWrapper')
+# Ranks train different clients: no gradient synchronisation (no DDP). The
+# scope prefix is needed: mmengine looks the wrapper up in its root registry.
+model_wrapper_cfg = dict(type='decssl_mm.FederatedModelWrapper')
 
 # The learning rate of a round follows the round index (by_epoch=True).
 param_scheduler = [
