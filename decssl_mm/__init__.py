@@ -8,6 +8,6 @@ from . import compat
 
 compat.apply_all()
 
-from . import datasets, federated, partition  # noqa: E402,F401
+from . import datasets, evaluation, federated, models, partition  # noqa: E402,F401,E501
 
 __all__ = ['__version__', 'compat']

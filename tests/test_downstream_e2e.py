@@ -23,8 +23,7 @@ from PIL import Image
 from decssl_mm.datasets import CocoSSLDataset, WarehouseDataset
 from decssl_mm.datasets.tiny_coco import make_tiny_coco
 from decssl_mm.evaluation.export import (check_backbone_compat,
-                                         extract_backbone_state,
-                                         save_backbone)
+                                         extract_backbone_state)
 from decssl_mm.evaluation.knn import knn_accuracy, knn_predict
 from decssl_mm.utils.io import atomic_torch_save
 
@@ -152,8 +151,9 @@ def tiny_warehouse(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope='module')
 def ssl_run(tmp_path_factory, tiny_coco, class_folders) -> dict:
-    """A real MoCo (ResNet-50) iteration on COCO-style images at 64 px,
-    with the kNN hook; returns the checkpoint and the runner."""
+    """One federated round of MoCo (ResNet-50) over 2 clients holding
+    COCO-style images at 64 px, with the kNN hook; returns the checkpoint
+    and the runner."""
     work_dir = str(tmp_path_factory.mktemp('ssl'))
     view = [
         dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.5, 1.)),
@@ -164,23 +164,28 @@ def ssl_run(tmp_path_factory, tiny_coco, class_folders) -> dict:
         experiment_name='e2e_ssl',
         work_dir=work_dir,
         model=_moco_model(50),
+        model_wrapper_cfg=dict(type='decssl_mm.FederatedModelWrapper'),
         train_dataloader=dict(
             batch_size=2,
             num_workers=0,
             drop_last=True,
-            sampler=dict(type='DefaultSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
             dataset=dict(
-                type='CocoSSLDataset',
-                data_root=tiny_coco['root'],
-                ann_file='annotations/train.json',
-                data_prefix=dict(img='images/'),
-                pipeline=[
-                    dict(type='LoadImageFromFile'),
-                    dict(type='MultiView', num_views=2, transforms=[view]),
-                    dict(type='PackInputs')
-                ])),
-        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=1),
+                type='ClientPartitionedDataset',
+                split_key='dominant_category',
+                partition=dict(type='IID', num_clients=2, seed=0),
+                dataset=dict(
+                    type='CocoSSLDataset',
+                    data_root=tiny_coco['root'],
+                    ann_file='annotations/train.json',
+                    data_prefix=dict(img='images/'),
+                    pipeline=[
+                        dict(type='LoadImageFromFile'),
+                        dict(type='MultiView', num_views=2,
+                             transforms=[view]),
+                        dict(type='PackInputs')
+                    ]))),
+        train_cfg=dict(type='FederatedTrainLoop', rounds=1, local_iters=1),
         # Batch 2: clip gradients, BN statistics of 2 samples are noisy.
         optim_wrapper=dict(
             optimizer=dict(type='SGD', lr=0.01, momentum=0.9),

@@ -131,17 +131,21 @@ class BaseAggregator:
             ClientUpdateRejected: If the update holds NaN/Inf.
         """
         w = self.client_weight(num_samples)
-        deltas = {}
-        for k in self.keys:
-            t = state[k].detach()
-            if not t.is_floating_point():
-                continue
-            d = t.double() - self._global[k].double()
-            if self.check_finite and not torch.isfinite(d).all():
-                raise ClientUpdateRejected(
-                    f'client {client_id}: non-finite values in {k!r}')
-            deltas[k] = d
-        self._accumulate(client_id, deltas, w)
+        floats = [k for k in self.keys if state[k].is_floating_point()]
+        if self.check_finite:
+            for k in floats:
+                # one reduction, no temporary: NaN/Inf anywhere make it so
+                if not torch.isfinite(state[k].detach().sum()):
+                    raise ClientUpdateRejected(
+                        f'client {client_id}: non-finite values in {k!r}')
+        if self._streams_models():
+            self._accumulate_model(state, floats, w)
+        else:
+            deltas = {
+                k: state[k].detach().double() - self._global[k].double()
+                for k in floats
+            }
+            self._accumulate(client_id, deltas, w)
         for k in self.keys:
             t = state[k].detach()
             if t.is_floating_point():
@@ -151,6 +155,25 @@ class BaseAggregator:
                 prev, t)
         self._total_weight += w
         self._num_clients += 1
+
+    def _streams_models(self) -> bool:
+        """Whether the running sum is over models rather than deltas.
+
+        Summing the models themselves is one pass over the parameters per
+        client (no temporaries); the mean update is taken once at the end.
+        Subclasses that override :meth:`_accumulate` receive deltas.
+        """
+        return type(self)._accumulate is BaseAggregator._accumulate
+
+    def _accumulate_model(self, state: Dict[str, torch.Tensor],
+                          keys: List[str], weight: float) -> None:
+        """Fold one client's model into the float64 weighted sum."""
+        for k in keys:
+            t = state[k].detach()
+            if k in self._sum:
+                self._sum[k].add_(t, alpha=weight)
+            else:
+                self._sum[k] = t.double().mul_(weight)
 
     def _accumulate(self, client_id: int, deltas: Dict[str, torch.Tensor],
                     weight: float) -> None:
@@ -182,6 +205,11 @@ class BaseAggregator:
         total = float(sums.pop('__weight__').item())
         if total <= 0:
             return None
+        if self._streams_models():  # mean model - global model
+            return {
+                k: v.div_(total).sub_(self._global[k].double())
+                for k, v in sums.items()
+            }
         return {k: v / total for k, v in sums.items()}
 
     def reduce_int_keys(self) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,207 @@
+"""Test-only components for the reliability tests.
+
+Importing this module registers, in decssl_mm's registries:
+
+- ``ClientFaultHook``: makes chosen clients fail (raise, or NaN weights);
+- ``KillPointHook``: stops the process at a chosen point and waits to be
+  killed from outside (``kill -9``), see :func:`kill_point_from_env`;
+- ``AttackedTrainLoop``: a federated loop in which one client sends a
+  scaled or sign-flipped update.
+
+It is imported by the tests and, in subprocesses, through the dumped
+config's ``custom_imports`` (``PYTHONPATH`` must include ``tests/``).
+"""
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.hooks import Hook
+
+from decssl_mm.federated import FederatedTrainLoop
+from decssl_mm.registry import HOOKS, LOOPS
+
+#: Environment variable naming the kill point of a training subprocess.
+KILL_ENV = 'DECSSL_TEST_KILL_AT'
+#: File written (in the work dir) when the kill point is reached.
+READY_FILE = '_kill_point_reached'
+
+
+def _round_and_client(runner):
+    loop = runner.train_loop
+    return loop.epoch, runner.message_hub.get_info('client_id')
+
+
+@HOOKS.register_module()
+class ClientFaultHook(Hook):
+    """Make chosen clients fail during their local training.
+
+    Args:
+        faults (Sequence[dict]): Each ``dict(client=k, kind=..., round=r,
+            times=n)``: ``kind='raise'`` raises a RuntimeError at the client's
+            first local iteration, ``kind='nan'`` writes NaN into its weights
+            after each local iteration (its update is then non-finite);
+            ``round`` None means every round; ``times`` is how many attempts
+            fail (None: all).
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, faults: Sequence[dict]) -> None:
+        self.faults = [dict(f) for f in faults]
+        self.failures: Dict[tuple, int] = {}
+
+    def _match(self, runner, kind: str) -> Optional[dict]:
+        r, k = _round_and_client(runner)
+        for f in self.faults:
+            if f['kind'] == kind and f['client'] == k and \
+                    f.get('round') in (None, r):
+                return f
+        return None
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        f = self._match(runner, 'raise')
+        if f is None:
+            return
+        key = _round_and_client(runner)
+        done = self.failures.get(key, 0)
+        if f.get('times') is None or done < f['times']:
+            self.failures[key] = done + 1
+            raise RuntimeError(f'injected failure of client {key[1]}')
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if self._match(runner, 'nan') is None:
+            return
+        model = runner.train_loop.model
+        with torch.no_grad():
+            next(model.parameters()).fill_(float('nan'))
+
+
+def _wait_to_be_killed(work_dir: str, what: str) -> None:
+    with open(osp.join(work_dir, READY_FILE), 'w') as f:
+        f.write(what)
+    time.sleep(600)
+    raise SystemExit('kill point reached but nobody killed the process')
+
+
+def kill_point_from_env() -> Optional[dict]:
+    """The kill point of this process: ``KIND:ROUND[:ITER]`` in the env.
+
+    ``mid_round:R:I``: before local iteration ``I`` of round ``R`` (counted
+    within the round); ``mid_checkpoint:E``: half-way through writing the
+    checkpoint of epoch ``E``; ``before_pointer:E``: after ``epoch_E.pth`` is
+    in place, before ``last_checkpoint`` points at it.
+    """
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return None
+    parts = spec.split(':')
+    return dict(kind=parts[0], at=[int(p) for p in parts[1:]])
+
+
+@HOOKS.register_module()
+class KillPointHook(Hook):
+    """Freeze the process at the point named by :data:`KILL_ENV`.
+
+    The hook writes :data:`READY_FILE` in the work dir and sleeps; the test
+    then kills the process with SIGKILL. Without the variable it does
+    nothing, so the same config gives the uninterrupted reference run.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self.point = kill_point_from_env()
+        self._round_iter = 0
+        self._round = -1
+
+    def before_train(self, runner) -> None:
+        if self.point is None:
+            return
+        kind, at = self.point['kind'], self.point['at']
+        if kind == 'mid_checkpoint':
+            self._freeze_in_torch_save(runner.work_dir, at[0])
+        elif kind == 'before_pointer':
+            self._freeze_before_pointer(runner.work_dir, at[0])
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        if self.point is None or self.point['kind'] != 'mid_round':
+            return
+        r = runner.train_loop.epoch
+        if r != self._round:
+            self._round, self._round_iter = r, 0
+        if [r, self._round_iter] == self.point['at']:
+            _wait_to_be_killed(runner.work_dir, f'round {r} iter '
+                               f'{self._round_iter}')
+        self._round_iter += 1
+
+    @staticmethod
+    def _freeze_in_torch_save(work_dir: str, epoch: int) -> None:
+        real_save = torch.save
+
+        def save(obj, f, *args, **kwargs):
+            meta = obj.get('meta', {}) if isinstance(obj, dict) else {}
+            if meta.get('epoch') != epoch or isinstance(f, (str, bytes)):
+                return real_save(obj, f, *args, **kwargs)
+            import io
+            buf = io.BytesIO()
+            real_save(obj, buf, *args, **kwargs)
+            data = buf.getvalue()
+            f.write(data[:len(data) // 2])  # a torn write ...
+            f.flush()
+            os.fsync(f.fileno())
+            _wait_to_be_killed(work_dir, f'writing epoch {epoch}')
+
+        torch.save = save
+
+    @staticmethod
+    def _freeze_before_pointer(work_dir: str, epoch: int) -> None:
+        from decssl_mm.utils import checkpoint_io
+        real_write = checkpoint_io.atomic_write_text
+
+        def write(text: str, path: str) -> None:
+            if text.endswith(f'epoch_{epoch}.pth'):
+                _wait_to_be_killed(work_dir, f'pointer to epoch {epoch}')
+            real_write(text, path)
+
+        checkpoint_io.atomic_write_text = write
+
+
+@LOOPS.register_module()
+class AttackedTrainLoop(FederatedTrainLoop):
+    """A federated loop in which some clients send manipulated updates.
+
+    Args:
+        attackers (Sequence[int]): The malicious clients.
+        attack (str): ``'scale'`` (update times ``factor``) or ``'flip'``
+            (update times ``-factor``).
+        factor (float): Size of the manipulation. Defaults to 1000.
+        claimed_samples (int, optional): Sample count the attackers report
+            instead of their own. Defaults to None.
+        **kwargs: See :class:`FederatedTrainLoop`.
+    """
+
+    def __init__(self, *args, attackers: Sequence[int] = (),
+                 attack: str = 'scale', factor: float = 1000.0,
+                 claimed_samples: Optional[int] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.attackers: List[int] = [int(a) for a in attackers]
+        self.attack = attack
+        self.factor = float(factor)
+        self.claimed_samples = claimed_samples
+
+    def add_client_update(self, client_id: int, state, num_samples: int):
+        if int(client_id) in self.attackers:
+            sign = -1.0 if self.attack == 'flip' else 1.0
+            state = dict(state)
+            for k in self.exchanged_keys:
+                g = self.global_state[k]
+                if g.is_floating_point():
+                    state[k] = g + sign * self.factor * (state[k] - g)
+            if self.claimed_samples is not None:
+                num_samples = int(self.claimed_samples)
+        super().add_client_update(client_id, state, num_samples)
