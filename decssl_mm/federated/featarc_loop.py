@@ -272,6 +272,8 @@ class FeatARCTrainLoop(FederatedTrainLoop):
         if saved is not None:
             feats = (saved.get('featarc') or {}).get('feats')
         idx = self.assign_indices(client_id)
+        if idx.size == 0:  # an empty client (allow_empty_clients=True)
+            return client_id % self.num_clusters, None
         if feats is None or feats.shape[0] != idx.size:
             if feats is not None:  # e.g. assign_max_samples changed
                 print_log(f'FeatARC: client {client_id} has features of '

@@ -564,8 +564,8 @@ class FederatedTrainLoop(BaseLoop):
             errors.update(g[3])
         self._merge_store_index(merged)
         if all_failed and not all_ok:
-            shown = '; '.join(f'client {k}: {errors.get(k, "?")}'
-                              for k in sorted(all_failed)[:5])
+            shown = '; '.join(f'client {k}: {errors.get(k, "?")[:300]}'
+                              for k in sorted(all_failed)[:3])
             raise RuntimeError(
                 f'Round {round_idx}: every participating client failed '
                 f'({sorted(all_failed)}); stopping. The last checkpoint '

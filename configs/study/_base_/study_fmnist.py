@@ -1,0 +1,49 @@
+# Sizes shared by the study configs (configs/study/*.py), chosen so that one
+# run (training + evaluation) takes about 2-3 minutes on 2 CPU cores:
+#   - ResNet-18 with 16 base channels (128-d features) at 32 px;
+#   - the first `study_train_subset` Fashion-MNIST training images, split
+#     among the clients (10 by default);
+#   - `study_rounds` rounds of `study_local_epochs` local epoch(s), every
+#     client every round;
+#   - evaluation (tools/analysis/sweep.py): frozen features of the same
+#     training images (kNN bank / linear-probe training set) and of the first
+#     `study_test_subset` test images (queries / probe test set), no
+#     augmentation.
+# Only new top-level keys (study_*, knn_*), so this file can sit next to any
+# pretraining config in `_base_`.
+study_data_root = '/usr/share/datasets/fashion-mnist'
+study_width = 16  # ResNet base (and stem) channels; features = 8 x width
+study_feat_dim = 128  # 8 * study_width
+study_train_subset = 5000
+study_test_subset = 2000
+study_num_clients = 10
+study_rounds = 10
+study_local_epochs = 1
+study_batch_size = 64
+study_num_workers = 1
+
+# Labelled, un-augmented loaders of the evaluation (kNN bank / probe train
+# set = the pretraining images; queries / probe test set = test images).
+knn_pipeline = [
+    dict(type='GrayToRGB'),
+    dict(type='Resize', scale=(32, 32)),
+    dict(type='PackInputs'),
+]
+knn_train_dataloader = dict(
+    batch_size=500,
+    num_workers=0,
+    dataset=dict(
+        type='FashionMNISTGz',
+        data_root=study_data_root,
+        split='train',
+        subset=study_train_subset,
+        pipeline=knn_pipeline))
+knn_val_dataloader = dict(
+    batch_size=500,
+    num_workers=0,
+    dataset=dict(
+        type='FashionMNISTGz',
+        data_root=study_data_root,
+        split='test',
+        subset=study_test_subset,
+        pipeline=knn_pipeline))
