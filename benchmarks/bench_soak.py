@@ -106,6 +106,12 @@ class SoakMonitor(Hook):
     def __init__(self) -> None:
         self.rows: List[dict] = []
         self.t0 = time.perf_counter()
+        self.final_state_files = -1
+
+    def after_train(self, runner) -> None:
+        # after the loop's last prune: one version per client is left
+        self.final_state_files = dir_stats(
+            osp.join(runner.work_dir, 'client_states'))['files']
 
     def after_train_epoch(self, runner) -> None:
         states = dir_stats(osp.join(runner.work_dir, 'client_states'))
@@ -152,7 +158,8 @@ def soak_cfg(work_dir: str, rounds: int, clients: int,
     return cfg
 
 
-def summarize(rows: List[dict], clients: int, rss_slack_mb: float) -> dict:
+def summarize(rows: List[dict], clients: int, rss_slack_mb: float,
+              final_state_files: int) -> dict:
     n = len(rows)
     warm = rows[max(n // 10, 1):max(n // 5, 2)]  # after warm-up
     last = rows[-max(n // 10, 1):]
@@ -173,7 +180,7 @@ def summarize(rows: List[dict], clients: int, rss_slack_mb: float) -> dict:
         open_fds_last=max(r['open_fds'] for r in last),
         open_fds_max=max(r['open_fds'] for r in rows),
         state_files_max=max(r['state_files'] for r in rows),
-        state_files_last=rows[-1]['state_files'],
+        state_files_after_train=final_state_files,
         state_mb_max=max(r['state_mb'] for r in rows),
         work_dir_entries_max=max(r['work_dir_entries'] for r in rows),
     )
@@ -182,7 +189,7 @@ def summarize(rows: List[dict], clients: int, rss_slack_mb: float) -> dict:
         rss_flat=out['rss_growth_mb'] <= rss_slack_mb,
         fds_flat=out['open_fds_last'] <= out['open_fds_warm'],
         states_bounded=out['state_files_max'] <= 2 * clients,
-        one_version_at_end=out['state_files_last'] == clients)
+        one_version_at_end=final_state_files == clients)
     return out
 
 
@@ -207,7 +214,8 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
-    summary = summarize(monitor.rows, args.clients, args.rss_slack_mb)
+    summary = summarize(monitor.rows, args.clients, args.rss_slack_mb,
+                        monitor.final_state_files)
     summary['aggregator'] = args.aggregator
     print(json.dumps(summary, indent=2))
     if args.json:

@@ -26,6 +26,18 @@ StateDict = Dict[str, torch.Tensor]
 _OPTIMIZER_POLICIES = ('reset', 'keep')
 
 
+class _StateNotSaved(Exception):
+    """A client's update is in the aggregate; its local state was not saved.
+
+    Retrying would add the update twice: the client counts as trained and
+    keeps its previous state version.
+    """
+
+    def __init__(self, batch_idx: int, cause: Exception) -> None:
+        super().__init__(f'{type(cause).__name__}: {cause}')
+        self.batch_idx = batch_idx
+
+
 def _build(registry, cfg: Union[dict, object], key: str, default: dict):
     """Build ``cfg`` from ``registry`` with an error that names ``key``."""
     if cfg is None:
@@ -402,11 +414,12 @@ class FederatedTrainLoop(BaseLoop):
             if self.client_sizes[k] == 0:
                 continue  # a client without samples: skipped (documented)
             batches = self.client_batches(k, round_idx)
-            done, batch_idx = self._train_client_with_retries(
+            done, batch_idx, saved = self._train_client_with_retries(
                 k, batches, round_idx, batch_idx)
             if done:
                 ok.append(k)
-                written[k] = round_idx
+                if saved:
+                    written[k] = round_idx
             else:
                 failed.append(k)
         self._end_round(round_idx, participants, ok, failed, written)
@@ -438,12 +451,25 @@ class FederatedTrainLoop(BaseLoop):
 
     def _train_client_with_retries(self, client_id: int, batches: list,
                                    round_idx: int,
-                                   batch_idx: int) -> Tuple[bool, int]:
+                                   batch_idx: int) -> Tuple[bool, int, bool]:
+        """Train a client, retrying on failure.
+
+        Returns:
+            tuple: ``(trained, batch_idx, state_saved)``.
+        """
         for attempt in range(self.client_retries + 1):
             try:
                 batch_idx = self._train_client(client_id, batches, round_idx,
                                                batch_idx)
-                return True, batch_idx
+                return True, batch_idx, True
+            except _StateNotSaved as e:
+                print_log(
+                    f'Round {round_idx}: client {client_id}: its update is '
+                    f'aggregated, but its local state could not be saved '
+                    f'({e}); it keeps its previous state.',
+                    logger='current',
+                    level=logging.WARNING)
+                return True, e.batch_idx, False
             except Exception as e:  # noqa: B902 - one client must not
                 # stop the run (nor, under torch.distributed, hang the
                 # other ranks); if every client fails the round stops it.
@@ -457,7 +483,7 @@ class FederatedTrainLoop(BaseLoop):
                     f'{type(e).__name__}: {e}); {what}.',
                     logger='current',
                     level=logging.WARNING)
-        return False, batch_idx
+        return False, batch_idx, False
 
     def _train_client(self, client_id: int, batches: list, round_idx: int,
                       batch_idx: int) -> int:
@@ -471,8 +497,12 @@ class FederatedTrainLoop(BaseLoop):
         state = model.state_dict()
         self.add_client_update(client_id, state,
                                int(self.client_sizes[client_id]))
-        self.store.save(client_id, self.client_local_state(client_id, state),
-                        round_idx)
+        try:
+            self.store.save(client_id,
+                            self.client_local_state(client_id, state),
+                            round_idx)
+        except Exception as e:  # noqa: B902 - the update is aggregated
+            raise _StateNotSaved(batch_idx, e) from e
         return batch_idx
 
     def run_iter(self, idx: int, data_batch: Sequence[dict],

@@ -4,6 +4,7 @@ from typing import Any, Dict, Union
 import torch
 import torch.nn as nn
 from mmengine.dist import broadcast, is_distributed
+from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 
 from decssl_mm.registry import MODEL_WRAPPERS
@@ -19,7 +20,9 @@ class FederatedModelWrapper(nn.Module):
     in the aggregator's all-reduce at the end of a round. The wrapper
     broadcasts rank 0's initial weights so that every rank starts from the
     same global model, and delegates ``train_step``/``val_step``/
-    ``test_step`` to the model.
+    ``test_step`` to the model. SyncBatchNorm layers (the default of several
+    mmpretrain necks) are turned into plain BatchNorm: synchronising batch
+    statistics across ranks would mix different clients' data.
 
     Args:
         module (nn.Module): The model (an mmengine ``BaseModel``).
@@ -27,7 +30,7 @@ class FederatedModelWrapper(nn.Module):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
-        self.module = module
+        self.module = revert_sync_batchnorm(module)
         if is_distributed():
             with torch.no_grad():
                 for t in list(module.parameters()) + list(module.buffers()):

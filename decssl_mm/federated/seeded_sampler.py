@@ -10,6 +10,29 @@ from decssl_mm.registry import DATA_SAMPLERS
 Batch = List[Tuple[int, int]]
 
 
+def _epoch_batches(perm: np.ndarray, bs: int,
+                   drop_last: bool) -> List[np.ndarray]:
+    n = len(perm)
+    if drop_last:
+        if n < bs:
+            return [np.resize(perm, bs)]
+        return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]
+    ep = [perm[i:i + bs] for i in range(0, n, bs)]
+    if len(ep) > 1 and len(ep[-1]) == 1:
+        ep = ep[:-1]
+    return ep
+
+
+def num_epoch_batches(n: int, bs: int, drop_last: bool) -> int:
+    """Number of batches :func:`client_round_plan` makes per local epoch."""
+    if n == 0:
+        return 0
+    if drop_last:
+        return max(n // bs, 1)
+    per_epoch = -(-n // bs)
+    return per_epoch - 1 if per_epoch > 1 and n % bs == 1 else per_epoch
+
+
 def client_round_plan(indices: np.ndarray, seed: int, round_idx: int,
                       client_id: int, batch_size: int, local_epochs: int = 1,
                       drop_last: bool = False) -> List[Batch]:
@@ -18,9 +41,12 @@ def client_round_plan(indices: np.ndarray, seed: int, round_idx: int,
     Mirrors ``FederatedTrainLoop.client_batches`` for ``local_epochs``: the
     order and every sample's augmentation seed are drawn from
     ``np.random.default_rng([seed, round, client])``; each local epoch is a
-    permutation of the client's samples cut into batches, a last incomplete
-    batch being dropped with ``drop_last`` and a last batch of one sample
-    always (when there are other batches).
+    permutation of the client's samples cut into batches. With
+    ``drop_last`` every batch is full: the remainder is dropped and a client
+    smaller than one batch repeats its samples to fill one. Otherwise the
+    last batch may be smaller, except that a last batch of one sample is
+    dropped when there are other batches. ``tests/baselines`` checks that
+    both give the same batches.
 
     Args:
         indices (np.ndarray): The client's global sample indices (sorted).
@@ -41,12 +67,8 @@ def client_round_plan(indices: np.ndarray, seed: int, round_idx: int,
     rng = np.random.default_rng([int(seed), int(round_idx), int(client_id)])
     chunks: List[np.ndarray] = []
     for _ in range(int(local_epochs)):
-        perm = rng.permutation(idx)
-        ep = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
-        if len(ep) > 1 and (drop_last or len(ep[-1]) == 1) and \
-                len(ep[-1]) < batch_size:
-            ep = ep[:-1]
-        chunks.extend(ep)
+        chunks.extend(
+            _epoch_batches(rng.permutation(idx), batch_size, drop_last))
     seeds = rng.integers(0, 2**31 - 1, size=sum(len(c) for c in chunks))
     out, pos = [], 0
     for c in chunks:
@@ -152,10 +174,7 @@ class ClientSeededBatchSampler(Sampler):
         yield from self._batches()
 
     def __len__(self) -> int:
-        n, bs = len(self.indices), self.batch_size
-        per_epoch = -(-n // bs)
-        if per_epoch > 1 and n % bs and (self.drop_last or n % bs == 1):
-            per_epoch -= 1
-        total = per_epoch * self.local_epochs
+        total = num_epoch_batches(len(self.indices), self.batch_size,
+                                  self.drop_last) * self.local_epochs
         world, rank = get_world_size(), get_rank()
         return len(range(rank, total, world)) if world > 1 else total

@@ -14,7 +14,8 @@ __all__ = ['FeatARC', 'pooled_embedding']
 _BACKBONE_PREFIX = 'backbone.'
 
 
-def pooled_embedding(backbone: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def pooled_embedding(backbone: nn.Module,
+                     inputs: torch.Tensor) -> torch.Tensor:
     """The L2-normalised, global-average-pooled last backbone output.
 
     This is the feature FeatARC aligns and clusters on, on both sides (the

@@ -11,7 +11,8 @@ from _helpers.baseline_configs import tiny_cfg
 from _helpers.configs import ROOT
 
 DEC_SL = 'configs/baselines/dec_sl/supervised_r18_fmnist_dir0.1.py'
-CENTRAL_SL = 'configs/baselines/centralized_sl/supervised_r18_fmnist_central.py'
+CENTRAL_SL = ('configs/baselines/centralized_sl/'
+              'supervised_r18_fmnist_central.py')
 SLREP = 'configs/baselines/dec_slrep/resnet18_linear-100e_fmnist_dec-sl.py'
 CENTRAL_SSL = sorted(
     osp.relpath(p, ROOT) for p in glob.glob(

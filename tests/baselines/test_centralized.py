@@ -17,14 +17,18 @@ def _cfg(config, work_dir, root, rounds, batch_size):
     return cfg
 
 
-@pytest.mark.parametrize('batch_size', [8, 7])
-def test_sampler_reproduces_the_loop_plan(fmnist_root, tmp_path, batch_size):
+@pytest.mark.parametrize('batch_size,drop_last', [(8, False), (7, False),
+                                                  (7, True), (256, True)])
+def test_sampler_reproduces_the_loop_plan(fmnist_root, tmp_path, batch_size,
+                                          drop_last):
     """Same (index, seed) batches as client 0 of the federated loop."""
-    fed = Runner.from_cfg(_cfg(FED, tmp_path / 'f', fmnist_root, 3,
-                               batch_size))
+    fed_cfg = _cfg(FED, tmp_path / 'f', fmnist_root, 3, batch_size)
+    fed_cfg.train_dataloader.drop_last = drop_last
+    fed = Runner.from_cfg(fed_cfg)
     fed._train_loop = fed.build_train_loop(fed._train_loop)
-    plain = Runner.from_cfg(_cfg(PLAIN, tmp_path / 'p', fmnist_root, 3,
-                                 batch_size))
+    plain_cfg = _cfg(PLAIN, tmp_path / 'p', fmnist_root, 3, batch_size)
+    plain_cfg.train_dataloader.batch_sampler.drop_last = drop_last
+    plain = Runner.from_cfg(plain_cfg)
     loader = plain.build_dataloader(plain._train_dataloader, seed=plain.seed)
     bs = loader.batch_sampler
     for r in range(3):
@@ -33,9 +37,13 @@ def test_sampler_reproduces_the_loop_plan(fmnist_root, tmp_path, batch_size):
         got = list(bs)
         assert got == want
         assert len(bs) == len(want)
-    # 120 samples: batch 7 leaves one sample, which both drop
-    assert len(want) == (15 if batch_size == 8 else 17)
-    assert sum(len(b) for b in want) == (120 if batch_size == 8 else 119)
+    # 120 samples: batch 7 leaves one sample, which both drop; drop_last
+    # keeps full batches only; a batch larger than the data repeats it
+    n_batches = {(8, False): 15, (7, False): 17, (7, True): 17,
+                 (256, True): 1}[(batch_size, drop_last)]
+    assert len(want) == n_batches
+    if drop_last:
+        assert all(len(b) == batch_size for b in want)
 
 
 def test_one_client_federated_equals_plain_training(fmnist_root, tmp_path):

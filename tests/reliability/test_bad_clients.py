@@ -121,3 +121,36 @@ def test_every_client_failing_stops_with_last_checkpoint_intact(
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     for k in a:
         assert torch.allclose(a[k].double(), b[k].double(), atol=1e-6), k
+
+
+def test_state_write_failure_does_not_count_an_update_twice(fmnist_root,
+                                                            tmp_path):
+    """The update of a client whose state file cannot be written is already
+    aggregated: it is neither retried nor dropped, and keeps its old state."""
+    cfg = _cfg(fmnist_root, tmp_path / 'a', [], rounds=1, num_clients=3,
+               client_retries=2)
+    runner = Runner.from_cfg(cfg)
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    store = runner.train_loop.store
+    real_save = store.save
+
+    def save(client_id, state, round_idx):
+        if client_id == 1:
+            raise OSError('No space left on device')
+        real_save(client_id, state, round_idx)
+
+    store.save = save
+    runner.train()
+    log = _log_text(runner)
+    assert 'Round 0: client 1: its update is aggregated, but its local ' \
+        'state could not be saved (OSError: No space left' in log
+    assert 'retrying' not in log
+    assert _history(runner, 'federated/clients_ok') == [3.0]
+    assert not _has_state(tmp_path / 'a', 1, 0)
+    assert 1 not in store.index
+    clean = Runner.from_cfg(
+        _cfg(fmnist_root, tmp_path / 'b', [], rounds=1, num_clients=3))
+    clean.train()
+    a, b = runner.model.state_dict(), clean.model.state_dict()
+    for k in a:
+        assert torch.allclose(a[k].double(), b[k].double(), atol=1e-6), k

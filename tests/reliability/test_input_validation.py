@@ -209,8 +209,11 @@ def test_unknown_partitioner_and_dataset(fmnist_root, tmp_path):
 
 
 def test_every_shipped_config_passes_the_type_check():
-    for path in sorted(glob.glob(osp.join(ROOT, 'configs', 'decssl',
-                                          '*.py'))):
+    paths = sorted(
+        glob.glob(osp.join(ROOT, 'configs', 'decssl', '*.py')) +
+        glob.glob(osp.join(ROOT, 'configs', 'reliability', '*.py')))
+    assert len(paths) > 10
+    for path in paths:
         check_registered_types(Config.fromfile(path))
 
 

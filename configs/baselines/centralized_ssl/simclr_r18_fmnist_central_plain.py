@@ -10,8 +10,12 @@ custom_imports = dict(
 
 train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
-    batch_sampler=dict(type='ClientSeededBatchSampler', client_id=0),
-    drop_last=False)  # handled by the batch sampler
+    batch_sampler=dict(
+        type='ClientSeededBatchSampler',
+        client_id=0,
+        # the federated loop's rule for the twin's drop_last
+        drop_last={{_base_.train_dataloader.drop_last}}),
+    drop_last=False)  # torch: must be False next to a batch sampler
 # rounds x local_epochs of the federated twin (local_epochs=1)
 train_cfg = dict(
     _delete_=True, type='EpochBasedTrainLoop', max_epochs={{_base_.rounds}})

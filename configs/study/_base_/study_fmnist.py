@@ -2,19 +2,21 @@
 # run (training + evaluation) takes about 2-3 minutes on 2 CPU cores:
 #   - ResNet-18 with 16 base channels (128-d features) at 32 px;
 #   - the first `study_train_subset` Fashion-MNIST training images, split
-#     among the clients (10 by default);
+#     among the clients (10 by default), batch 64;
 #   - `study_rounds` rounds of `study_local_epochs` local epoch(s), every
-#     client every round;
-#   - evaluation (tools/analysis/sweep.py): frozen features of the same
-#     training images (kNN bank / linear-probe training set) and of the first
-#     `study_test_subset` test images (queries / probe test set), no
-#     augmentation.
+#     client every round (10 passes over the 2,000 images in all);
+#   - evaluation (tools/analysis/sweep.py): frozen, un-augmented features of
+#     the first `study_eval_train_subset` training images (kNN bank and
+#     linear-probe training set; they include the pretraining images, whose
+#     labels pretraining never sees) and of the first `study_test_subset`
+#     test images (kNN queries, probe test set).
 # Only new top-level keys (study_*, knn_*), so this file can sit next to any
 # pretraining config in `_base_`.
 study_data_root = '/usr/share/datasets/fashion-mnist'
 study_width = 16  # ResNet base (and stem) channels; features = 8 x width
 study_feat_dim = 128  # 8 * study_width
-study_train_subset = 5000
+study_train_subset = 2000
+study_eval_train_subset = 5000
 study_test_subset = 2000
 study_num_clients = 10
 study_rounds = 10
@@ -36,7 +38,7 @@ knn_train_dataloader = dict(
         type='FashionMNISTGz',
         data_root=study_data_root,
         split='train',
-        subset=study_train_subset,
+        subset=study_eval_train_subset,
         pipeline=knn_pipeline))
 knn_val_dataloader = dict(
     batch_size=500,

@@ -1,0 +1,34 @@
+# FeatARC at study size: the FeatARC simsiam run (configs/featarc/simsiam_r18_
+# fmnist_dir0.1.py: 2 cluster models, feature-based assignment, alignment
+# to the round-start cluster model) shrunk exactly like its FedAvg twin
+# simsiam_r18w16_fmnist_dec.py (same model, data, clients and rounds).
+_base_ = [
+    '../featarc/simsiam_r18_fmnist_dir0.1.py',
+    './_base_/study_fmnist.py',
+]
+model = dict(
+    algorithm=dict(
+        backbone=dict(
+            base_channels={{_base_.study_width}},
+            stem_channels={{_base_.study_width}}),
+        neck=dict(
+            in_channels={{_base_.study_feat_dim}},
+            hid_channels=256,
+            out_channels=256),
+        head=dict(
+            predictor=dict(
+                in_channels=256, hid_channels=64, out_channels=256))))
+train_dataloader = dict(
+    batch_size={{_base_.study_batch_size}},
+    num_workers={{_base_.study_num_workers}},
+    dataset=dict(
+        dataset=dict(subset={{_base_.study_train_subset}}),
+        partition=dict(num_clients={{_base_.study_num_clients}})))
+rounds = {{_base_.study_rounds}}
+train_cfg = dict(rounds=rounds, local_epochs={{_base_.study_local_epochs}})
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=rounds, by_epoch=True, begin=0,
+         end=rounds)
+]
+default_hooks = dict(
+    logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=1))

@@ -1,0 +1,166 @@
+"""tools/analysis/sweep.py: planning, a tiny 2-point sweep, resume."""
+import json
+import math
+import os
+import os.path as osp
+
+import pytest
+
+from ._sweep_module import load_tool
+
+sweep = load_tool('sweep')
+
+SIMCLR = 'configs/study/simclr_r18w16_fmnist_dec.py'
+DEC_SL = 'configs/study/supervised_r18w16_fmnist_dec.py'
+# Shrinks any study config to a few-second run on the fake Fashion-MNIST.
+TINY = [
+    'rounds=1', 'local_iters=2', 'num_clients=4',
+    'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False', 'log_level=WARNING'
+]
+
+
+def _records(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_two_point_sweep_writes_results_and_resumes(fmnist_root, tmp_path,
+                                                    capsys):
+    work = str(tmp_path / 'sweep')
+    argv = [
+        '--variants', f'SimCLR={SIMCLR}', f'Dec-SL={DEC_SL}', '--work-dir',
+        work, '--runner', 'inprocess', '--data-root', fmnist_root,
+        '--probe-epochs', '10', '--cfg-options', *TINY
+    ]
+    written = sweep.main(argv)
+    assert [r['method'] for r in written] == ['SimCLR', 'Dec-SL']
+    results = osp.join(work, 'results.jsonl')
+    recs = _records(results)
+    assert len(recs) == 2
+    for rec in recs:
+        assert rec['status'] == 'ok' and rec['trained'] is True
+        for k in ('knn_top1', 'knn_top5', 'linear_top1', 'linear_top5'):
+            assert math.isfinite(rec['metrics'][k]), (rec['method'], k)
+        assert rec['rounds'] == 1
+        assert rec['comm_bytes_total'] > 0
+        assert rec['grid'] == {'method': rec['method']}
+        assert rec['seed'] == 0 and rec['fields']['seed'] == 0
+        assert 'FederatedTrainLoop' in rec['config_text']
+        assert rec['overrides']['train_cfg.local_iters'] == 2
+        assert rec['fields']['partition'] == 'dir0.1'
+        assert rec['fields']['num_clients'] == 4
+        assert rec['eval']['num_train'] == 120  # the fake data's train split
+        assert rec['wall_time_s'] >= rec['train_time_s'] > 0
+        # only the evaluated checkpoint is kept, no client states
+        pths = [f for f in os.listdir(rec['work_dir']) if f.endswith('.pth')]
+        assert pths == [osp.basename(rec['checkpoint'])]
+    sl = recs[1]
+    assert math.isfinite(sl['metrics']['cls_top1'])  # Dec-SL's own head
+    assert 'cls_top1' not in recs[0]['metrics']
+
+    # same command: both points are skipped, nothing is appended
+    capsys.readouterr()
+    assert sweep.main(argv) == []
+    assert 'finished earlier, skipped' in capsys.readouterr().out
+    assert len(_records(results)) == 2
+
+    # another evaluation setting: a new point key, but the finished training
+    # is reused (only evaluated), for the SimCLR variant only
+    again = sweep.main(argv[:2] + argv[3:] +
+                       ['--eval', 'knn', '--knn-k', '10'])
+    assert len(again) == 1 and again[0]['trained'] is False
+    assert again[0]['train_time_s'] == 0
+    assert set(again[0]['metrics']) == {'knn_top1', 'knn_top5'}
+    assert again[0]['train_key'] == recs[0]['train_key']
+    assert again[0]['key'] != recs[0]['key']
+
+
+def test_dry_run_lists_runs_without_training(fmnist_root, tmp_path, capsys):
+    work = tmp_path / 'dry'
+    out = sweep.main([
+        '--config', SIMCLR, '--grid', 'partition=iid,dir0.02',
+        'model=simclr,simsiam', '--seeds', '0,1', '--work-dir',
+        str(work), '--data-root', fmnist_root, '--dry-run',
+        '--cfg-options', *TINY
+    ])
+    assert out == []
+    text = capsys.readouterr().out
+    assert text.count('] todo ') == 8
+    assert "'IID'" in text or '"IID"' in text
+    assert '"alpha": 0.02' in text
+    assert 'simsiam_r18w16_fmnist_dec.py' in text
+    assert 'randomness.seed=1' in text
+    assert 'tools/train.py' in text
+    assert 'Planned: 8 runs, 0 finished (skipped), 8 to run' in text
+    assert not work.exists()  # nothing trained, nothing written
+
+
+def _plan(argv):
+    return sweep.plan(sweep.parse_args(argv + ['--work-dir', '/tmp/unused']))
+
+
+def test_grid_values_aliases_and_total_epochs():
+    points = _plan(['--config', SIMCLR, '--grid',
+                    'local_epochs=1,2,all', '--total-epochs', '4'])
+    got = [(p.cfg.train_cfg.local_epochs, p.cfg.train_cfg.rounds)
+           for p in points]
+    assert got == [(1, 4), (2, 2), (4, 1)]
+    # the cosine schedule follows the new round count
+    assert [p.cfg.param_scheduler[0].T_max for p in points] == [4, 2, 1]
+    assert [p.cfg.param_scheduler[0].end for p in points] == [4, 2, 1]
+
+    p = _plan(['--config', SIMCLR, '--grid', 'alpha=iid',
+               'participation+num_clients=0.5:20'])[0]
+    part = p.cfg.train_dataloader.dataset.partition
+    assert dict(part) == dict(type='IID', num_clients=20, seed=0)
+    assert p.cfg.train_cfg.participation == 0.5
+
+    p = _plan(['--config', SIMCLR, '--grid', 'partition=skew0.5'])[0]
+    assert dict(p.cfg.train_dataloader.dataset.partition) == dict(
+        type='Skew', num_clients=10, seed=0, ratio=0.5)
+    # values with commas inside brackets are one value
+    axes = sweep.parse_grid(['a.b=[1,2],3', "c=x,'y,z'"])
+    assert axes[0].values == [[[1, 2]], [3]]
+    assert axes[1].values == [['x'], ['y,z']]
+
+
+def test_sibling_and_variant_configs():
+    points = _plan(['--config', SIMCLR, '--grid', 'model=simclr,simsiam'])
+    assert [p.cfg.model.type for p in points] == ['SimCLR', 'SimSiam']
+    assert [p.method for p in points] == ['simclr', 'simsiam']
+    points = _plan(['--variants', f'A={SIMCLR}', f'B={DEC_SL}', '--grid',
+                    'method=B'])
+    assert [p.cfg.model.type for p in points] == ['ImageClassifier']
+
+
+@pytest.mark.parametrize('argv, match', [
+    (['--grid', 'rounds'], 'expected AXIS=V1,V2'),
+    (['--grid', 'partition=foo'], "partition value 'foo'"),
+    (['--grid', 'train_cfg.nope.x=1'], "'train_cfg.nope' does not exist"),
+    (['--grid', 'local_epochs=all'], 'needs --total-epochs'),
+    (['--grid', 'local_epochs=3', '--total-epochs', '4'], 'not divisible'),
+    (['--grid', 'model=nosuchalgo'], 'no sibling config'),
+    (['--grid', 'method=nosuch'], 'neither a --variants name'),
+    (['--grid', 'partition=iid', 'alpha=0.5'], 'is invalid'),
+    (['--seeds', 'a'], '--seeds'),
+])
+def test_errors_name_the_argument(argv, match):
+    with pytest.raises(sweep.SweepError, match=match):
+        _plan(['--config', SIMCLR] + argv)
+
+
+def test_train_commands():
+    point = _plan(['--config', SIMCLR])[0]
+    args = sweep.parse_args(['--work-dir', '/tmp/unused'])
+    cmd = sweep.train_command(point, args, 'cfg.py')
+    assert cmd[1].endswith('tools/train.py') and cmd[2] == 'cfg.py'
+    assert cmd[3:] == ['--work-dir', point.work_dir]
+    args = sweep.parse_args(['--work-dir', '/tmp/unused', '--launcher',
+                             'pytorch', '--gpus', '4'])
+    cmd = sweep.train_command(point, args, 'cfg.py')
+    assert cmd[0] == 'bash' and cmd[1].endswith('tools/dist_train.sh')
+    assert cmd[2:4] == ['cfg.py', '4']
+    with pytest.raises(SystemExit):  # inprocess cannot launch N processes
+        sweep.parse_args(['--work-dir', 'x', '--launcher', 'pytorch',
+                          '--runner', 'inprocess'])
