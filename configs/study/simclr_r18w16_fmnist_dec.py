@@ -16,7 +16,9 @@ train_dataloader = dict(
     num_workers={{_base_.study_num_workers}},
     dataset=dict(
         dataset=dict(subset={{_base_.study_train_subset}}),
-        partition=dict(num_clients={{_base_.study_num_clients}})))
+        partition=dict(
+            num_clients={{_base_.study_num_clients}},
+            min_size={{_base_.study_min_client_size}})))
 rounds = {{_base_.study_rounds}}
 train_cfg = dict(rounds=rounds, local_epochs={{_base_.study_local_epochs}})
 param_scheduler = [

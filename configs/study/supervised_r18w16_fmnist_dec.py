@@ -17,7 +17,9 @@ train_dataloader = dict(
     num_workers={{_base_.study_num_workers}},
     dataset=dict(
         dataset=dict(subset={{_base_.study_train_subset}}),
-        partition=dict(num_clients={{_base_.study_num_clients}})))
+        partition=dict(
+            num_clients={{_base_.study_num_clients}},
+            min_size={{_base_.study_min_client_size}})))
 # Validation (own head on the study's test images) after the last round
 # only; the sweep evaluates the final checkpoint itself.
 val_dataloader = dict(

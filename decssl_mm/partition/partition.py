@@ -316,7 +316,7 @@ class Partition:
         with open(path, encoding='utf-8') as f:
             try:
                 data = json.load(f)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ValueError(f'partition file {path!r} is not valid '
                                  f'JSON: {e}') from e
         source = f'partition file {path!r}'

@@ -75,5 +75,7 @@ def check_train_cfg(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Run every pre-flight check on a training config."""
+    from .preflight import check_registered_types
     check_train_cfg(cfg)
+    check_registered_types(cfg)
     check_dataset_paths(cfg)

@@ -1,6 +1,7 @@
 """Crash-safe writing and code-free reading of files."""
 import os
 import os.path as osp
+import pickle
 import tempfile
 from typing import Any
 
@@ -49,7 +50,10 @@ def safe_torch_load(path: str, map_location: Any = 'cpu') -> Any:
         raise FileNotFoundError(f'No such file: {path}')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError and friends
+    except pickle.UnpicklingError as e:
         raise ValueError(
             f'Refusing to load {path}: it holds objects other than tensors '
-            f'and plain containers ({type(e).__name__}: {e}).') from e
+            f'and plain containers ({e}).') from e
+    except Exception as e:  # truncated or not a torch file
+        raise ValueError(f'Cannot read {path}: not a complete torch file '
+                         f'({type(e).__name__}: {e}).') from e

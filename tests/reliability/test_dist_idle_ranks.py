@@ -18,8 +18,7 @@ def _free_port() -> int:
 
 
 def _cfg(fmnist_root, work_dir, aggregator):
-    # MoCo: its neck has no SyncBN (SimCLR's NonLinearNeck defaults to
-    # SyncBN, which cannot run in a federated multi-rank job)
+    # MoCo, as in tests/federated/test_distributed.py
     cfg = tiny_federated_cfg(
         'configs/decssl/mocov2_r18_fmnist_dir0.1.py', fmnist_root,
         str(work_dir), rounds=2, num_clients=3, local_iters=2,

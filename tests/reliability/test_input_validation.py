@@ -150,6 +150,7 @@ def test_client_without_samples(fmnist_root, tmp_path):
 
     ds.allow_empty_clients = True
     cfg.work_dir = str(tmp_path / 'b')
+    cfg.experiment_name += '_b'  # a logger (and log file) of its own
     runner = Runner.from_cfg(cfg)
     runner.train()
     with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:

@@ -40,6 +40,8 @@ def results(tmp_path):
                              g_partition=part, num_clients=10))
         recs.append(_rec('Central SimCLR', seed, 82 + seed,
                          partition='iid', num_clients=1))
+        recs.append(_rec('Init', seed, 30 + seed, partition='dir0.1',
+                         num_clients=10, no_train=True))
         for le in (1, 5, 25, 50):
             recs.append(_rec('SimCLR', seed, 70 + le / 10, local_epochs=le,
                              num_clients=10, g_q='q2'))
@@ -84,6 +86,7 @@ def test_presets_write_pngs_and_tables(results, tmp_path, capsys):
     assert '| Dec-SLRep | 69.0 ± 0.0 (n=2) |' in tables
     assert '| SimCLR | 77.5 ± 0.7 (n=2) |' in tables
     assert '| Central SimCLR (reference) | 82.5 ± 0.7 (n=2) |' in tables
+    assert '| Init (reference) | 30.5 ± 0.7 (n=2) |' in tables
     header = [l for l in tables.splitlines() if l.startswith('| method')][0]
     assert header.split('|')[2:6] == [' iid ', ' dir1 ', ' dir0.1 ',
                                       ' dir0.02 ']

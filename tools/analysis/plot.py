@@ -18,8 +18,10 @@ Presets (``--plot``):
 
 - ``heterogeneity``: line plot of accuracy vs the client partition
   (``x=partition``: ``iid``, ``dir1``, ``dir0.1``, ... from IID to most
-  skewed). Records with ``num_clients == 1`` (centralized baselines) are
-  drawn as horizontal reference lines with a +-std band.
+  skewed). Records with ``num_clients == 1`` (centralized baselines) or
+  ``no_train`` (random initialisation, ``sweep.py --no-train``) are drawn
+  as horizontal reference lines with a +-std band (also in the other line
+  presets; ``--reference`` changes the rule).
 - ``communication``: accuracy vs local epochs per round (log x; the study
   keeps rounds x local epochs fixed).
 - ``participation``: accuracy vs the fraction of clients per round.
@@ -54,26 +56,28 @@ METRIC_LABELS = {
     'knn_top5': 'kNN top-5 (%)',
     'cls_top1': 'own classifier top-1 (%)',
 }
+# Records drawn as horizontal reference lines: centralized, untrained.
+REFERENCE = 'num_clients=1,no_train=True'
 PRESETS = {
     'heterogeneity': dict(
         kind='line', x='partition', series='method',
         title='Accuracy vs data heterogeneity',
         xlabel='client partition (left: IID, right: most skewed)',
-        reference='num_clients=1'),
+        reference=REFERENCE),
     'communication': dict(
         kind='line', x='local_epochs', series='method', logx=True,
         title='Accuracy vs local epochs per round (fixed total epochs)',
         xlabel='local epochs per round (fewer rounds to the right)',
-        reference='num_clients=1'),
+        reference=REFERENCE),
     'participation': dict(
         kind='line', x='participation', series='method',
         title='Accuracy vs client participation',
-        xlabel='fraction of clients per round', reference='num_clients=1'),
+        xlabel='fraction of clients per round', reference=REFERENCE),
     'featarc': dict(
         kind='bar', x='algorithm', series='aggregation',
         title='FeatARC vs FedAvg', xlabel='algorithm', reference=None),
     'line': dict(kind='line', title=None, xlabel=None,
-                 reference='num_clients=1'),
+                 reference=REFERENCE),
     'bar': dict(kind='bar', title=None, xlabel=None, reference=None),
 }
 Row = Tuple[str, Any, Any, float]  # series, x, seed, value
@@ -392,7 +396,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         epilog=__doc__)
     p.add_argument('results', nargs='+', help='results file(s) (JSON lines '
                    'of tools/analysis/sweep.py)')
-    p.add_argument('--plot', nargs='+', default=[], choices=list(PRESETS),
+    p.add_argument('--plot', nargs='+', action='extend', default=[],
+                   choices=list(PRESETS),
                    help='plots to draw (presets or generic line/bar)')
     p.add_argument('--out-dir', default='.', help='folder of the PNGs')
     p.add_argument('--name', help='PNG file name (one plot only); default '
@@ -403,12 +408,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--metric', default='linear_top1',
                    help='metric to plot: linear_top1 (default), knn_top1, '
                    'cls_top1, linear_top5, knn_top5')
-    p.add_argument('--filter', nargs='+', default=[], metavar='KEY=VALUE',
+    p.add_argument('--filter', nargs='+', action='extend', default=[],
+                   metavar='KEY=VALUE',
                    help='keep only records whose field equals the value')
-    p.add_argument('--reference', default='preset', help='KEY=VALUE: '
-                   'records drawn as horizontal reference lines in line '
-                   "plots (default: the preset's num_clients=1; 'none' to "
-                   'disable)')
+    p.add_argument('--reference', default='preset', help='KEY=VALUE[,K=V]: '
+                   'records matching any of them are drawn as horizontal '
+                   "reference lines in line plots (default: the preset's "
+                   'num_clients=1,no_train=True, i.e. centralized and '
+                   "random-init runs; 'none' to disable)")
     p.add_argument('--head-label', default='{method}',
                    help='series name of a classifier\'s own head accuracy')
     p.add_argument('--rep-label', default='{method}Rep',
@@ -430,15 +437,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _reference_filter(args: argparse.Namespace,
-                      preset: dict) -> Optional[Tuple[str, str]]:
+                      preset: dict) -> List[Tuple[str, str]]:
     ref = preset.get('reference') if args.reference == 'preset' \
         else args.reference
     if not ref or ref == 'none':
-        return None
-    if '=' not in ref:
-        raise PlotError(f'--reference {ref!r}: expected KEY=VALUE or none')
-    k, v = ref.split('=', 1)
-    return k.strip(), v.strip()
+        return []
+    out = []
+    for item in ref.split(','):
+        if '=' not in item:
+            raise PlotError(f'--reference {ref!r}: expected KEY=VALUE[,'
+                            'KEY=VALUE] or none')
+        k, v = item.split('=', 1)
+        out.append((k.strip(), v.strip()))
+    return out
 
 
 def make_plot(records: List[dict], plot: str,
@@ -447,10 +458,10 @@ def make_plot(records: List[dict], plot: str,
     preset = PRESETS[plot]
     x = args.x or preset.get('x')
     series = args.series or preset.get('series') or 'method'
-    ref = _reference_filter(args, preset) if preset['kind'] == 'line' \
-        else None
+    refs = _reference_filter(args, preset) if preset['kind'] == 'line' \
+        else []
     main_recs = [r for r in records
-                 if ref is None or not _matches(lookup(r, ref[0]), ref[1])]
+                 if not any(_matches(lookup(r, k), v) for k, v in refs)]
     ref_recs = [r for r in records if r not in main_recs]
     rows, skipped = to_rows(main_recs, x, series, args.metric,
                             args.head_label, args.rep_label)

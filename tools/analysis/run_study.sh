@@ -59,7 +59,8 @@ done
 [[ ${#WANT[@]} -gt 0 ]] || WANT=(q1 q2 q3 q4 plots)
 
 # Q1 heterogeneity: Dec-SSL (SimCLR, SimSiam), Dec-SL (+ Dec-SLRep from the
-# same runs) over the partitions; centralized SSL (one client, same epochs).
+# same runs) over the partitions; centralized SSL (one client, same epochs);
+# the untrained models as the floor.
 q1a() {
     "${SWEEP[@]}" --work-dir "$OUT/q1" --seeds "$SEEDS" \
         --variants "Dec-SSL/SimCLR=$S/simclr_r18w16_fmnist_dec.py" \
@@ -71,6 +72,13 @@ q1b() {
     "${SWEEP[@]}" --work-dir "$OUT/q1" --seeds "$SEEDS" \
         --variants "Central/SimCLR=$S/simclr_r18w16_fmnist_central.py" \
                    "Central/SimSiam=$S/simsiam_r18w16_fmnist_central.py" \
+        "${EXTRA[@]}" "$@"
+}
+# The floor: the same models at initialisation (no training), seeded.
+q1c() {
+    "${SWEEP[@]}" --work-dir "$OUT/q1" --seeds "$SEEDS" --no-train \
+        --variants "Init/SimCLR=$S/simclr_r18w16_fmnist_dec.py" \
+                   "Init/Dec-SL=$S/supervised_r18w16_fmnist_dec.py" \
         "${EXTRA[@]}" "$@"
 }
 # Q2 communication: fixed total local epochs, local epochs per round varies
@@ -125,7 +133,7 @@ plots() {
 steps=()
 for q in "${WANT[@]}"; do
     case "$q" in
-        q1) steps+=(q1a q1b) ;;
+        q1) steps+=(q1a q1b q1c) ;;
         q2|q3|q4) steps+=("$q") ;;
     esac
 done

@@ -531,6 +531,7 @@ class Point:
     cfg: Any = None
     config_sha1: str = ''
     retrain: bool = False
+    no_train: bool = False
 
 
 def _jsonable(value: Any) -> Any:
@@ -650,15 +651,23 @@ def build_point(args: argparse.Namespace, variants: Dict[str, str],
     grid = {axis.name: axis.labels[i] for axis, i in combo}
     body = dict(config=rel(config),
                 overrides=[(a.key, a.value) for a in overrides], seed=seed)
+    if args.no_train:
+        body['no_train'] = True
     train_key = _hash(body)
-    key = _hash(dict(train=train_key, eval=eval_settings(args)))
+    # the label is part of the key: one config run under two names (e.g. in
+    # two sweeps sharing a results file) gives two records
+    key = _hash(dict(train=train_key, method=method,
+                     eval=eval_settings(args)))
     name = '_'.join(f'{_safe(a)}-{_safe(v)}' for a, v in grid.items()
                     if a not in CONFIG_AXES + SIBLING_AXES)
     name = '_'.join(x for x in (_safe(method), name, f'seed{seed}') if x)
     name = f'{name[:100]}-{train_key[:8]}'
+    if args.no_train:
+        name = 'init_' + name
     point = Point(index, seed, grid, method, config, overrides, new,
                   train_key, key, name, osp.join(args.work_dir, name), cfg,
                   hashlib.sha1(cfg.pretty_text.encode()).hexdigest())
+    point.no_train = bool(args.no_train)
     cfg.work_dir = point.work_dir
     return point
 
@@ -796,6 +805,8 @@ def point_work(point: Point) -> float:
     if f.get('clients_per_round') and f.get('num_clients'):
         frac = f['clients_per_round'] / f['num_clients']
     factor = 1.5 if f.get('aggregation') == 'FeatARC' else 1.0
+    if point.no_train:
+        return 0.0
     return float(rounds) * float(per_round) * float(frac) * factor
 
 
@@ -997,61 +1008,52 @@ def _device(name: str) -> str:
     return name
 
 
-def evaluate_point(point: Point, ckpt: str,
-                   args: argparse.Namespace) -> Tuple[dict, dict]:
-    """Metrics of a checkpoint: kNN, linear probe, own classifier head.
+def _load_eval_model(point: Point, ckpt: Optional[str], device: str
+                     ) -> Tuple[Any, dict]:
+    """The model to evaluate: the checkpoint's (a classifier whole, other
+    models their backbone; FeatARC its exported cluster) or, without a
+    checkpoint, freshly initialised with the point's seed.
 
     Returns:
-        tuple: ``(metrics, eval_info)``; metrics in percent.
+        tuple: ``(model on device, info)``.
     """
     import torch
-    from mmengine.registry import init_default_scope
-    from mmengine.utils import import_modules_from_strings
 
-    import decssl_mm  # noqa: F401
     from decssl_mm.evaluation.export import (check_backbone_compat,
                                              extract_backbone_state,
                                              load_checkpoint_dict,
                                              select_model_state)
-    from decssl_mm.evaluation.knn import (build_knn_dataloader,
-                                          extract_features, knn_accuracy)
-    from decssl_mm.evaluation.linear_probe import (classifier_accuracy,
-                                                   has_classifier_head,
-                                                   train_linear_probe)
+    from decssl_mm.evaluation.linear_probe import has_classifier_head
     from decssl_mm.registry import MODELS
-    cfg = point.cfg
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'decssl_mm'))
-    device = _device(args.device)
-    metrics: Dict[str, Optional[float]] = {}
-    info: dict = dict(settings=eval_settings(args), device=device)
-    if not args.eval:
-        return metrics, info
-    train_cfg, val_cfg = _eval_loader_cfgs(cfg, args)
-    train_loader = build_knn_dataloader(train_cfg)
-    val_loader = build_knn_dataloader(val_cfg)
-    info.update(num_train=len(train_loader.dataset),
-                num_test=len(val_loader.dataset))
-
-    model_cfg = _ssl_model_cfg(cfg)
+    model_cfg = _ssl_model_cfg(point.cfg)
+    torch.manual_seed(point.seed)
     model = MODELS.build(model_cfg)
-    if has_classifier_head(model):
-        ckpt_dict = load_checkpoint_dict(ckpt)
-        state, _, _ = select_model_state(ckpt_dict, ckpt)
+    info: dict = {}
+    if ckpt is None:
+        model.init_weights()
+    elif has_classifier_head(model):
+        state, _, _ = select_model_state(load_checkpoint_dict(ckpt), ckpt)
         state = {k[len('module.'):] if k.startswith('module.') else k: v
                  for k, v in state.items()}
         model.load_state_dict(state, strict=True)
-        model.to(device)
-        cls = classifier_accuracy(model, val_loader)
-        metrics.update({f'cls_{k}': v for k, v in cls.items()})
     else:
         state, binfo = extract_backbone_state(ckpt)
         check_backbone_compat(state, model_cfg, ckpt)
         model.backbone.load_state_dict(state, strict=True)
-        model.to(device)
         if binfo.get('cluster', -1) >= 0:
             info['featarc_cluster'] = binfo['cluster']
+    return model.to(device), info
+
+
+def _feature_metrics(model: Any, train_loader: Any, val_loader: Any,
+                     point: Point, args: argparse.Namespace, device: str
+                     ) -> Tuple[dict, dict]:
+    """kNN and linear-probe metrics of frozen features, extracted once."""
+    import torch
+
+    from decssl_mm.evaluation.knn import extract_features, knn_accuracy
+    from decssl_mm.evaluation.linear_probe import train_linear_probe
+    metrics, info = {}, {}
     t0 = time.time()
     # inputs reach the device through the model's data preprocessor
     train_x, train_y = extract_features(model, train_loader)
@@ -1062,12 +1064,10 @@ def evaluate_point(point: Point, ckpt: str,
                   torch.isfinite(test_x).all())
     num_classes = int(torch.cat([train_y, test_y]).max()) + 1
     if 'knn' in args.eval:
-        if finite:
-            knn = knn_accuracy(train_x, train_y, test_x, test_y,
-                               k=args.knn_k, temperature=args.knn_t,
-                               num_classes=num_classes)
-        else:
-            knn = {'top1': float('nan'), 'top5': float('nan')}
+        knn = knn_accuracy(train_x, train_y, test_x, test_y, k=args.knn_k,
+                           temperature=args.knn_t,
+                           num_classes=num_classes) if finite else \
+            {'top1': float('nan'), 'top5': float('nan')}
         metrics.update({f'knn_{k}': v for k, v in knn.items()})
     if 'linear' in args.eval:
         t0 = time.time()
@@ -1078,6 +1078,50 @@ def evaluate_point(point: Point, ckpt: str,
             device=device)
         info['probe_s'] = round(time.time() - t0, 2)
         metrics.update({f'linear_{k}': v for k, v in lin.items()})
+    return metrics, info
+
+
+def evaluate_point(point: Point, ckpt: Optional[str],
+                   args: argparse.Namespace) -> Tuple[dict, dict]:
+    """Metrics of a checkpoint: kNN, linear probe, own classifier head.
+
+    With ``ckpt=None`` the model is freshly initialised (seeded by the
+    point's seed) and evaluated as it is.
+
+    Returns:
+        tuple: ``(metrics, eval_info)``; metrics in percent (None when not
+        finite).
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    import decssl_mm  # noqa: F401  (compat fixes + registration)
+    from decssl_mm.evaluation.knn import build_knn_dataloader
+    from decssl_mm.evaluation.linear_probe import (classifier_accuracy,
+                                                   has_classifier_head)
+    cfg = point.cfg
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'decssl_mm'))
+    device = _device(args.device)
+    metrics: Dict[str, Any] = {}
+    info: dict = dict(settings=eval_settings(args), device=device)
+    if not args.eval:
+        return metrics, info
+    train_cfg, val_cfg = _eval_loader_cfgs(cfg, args)
+    train_loader = build_knn_dataloader(train_cfg)
+    val_loader = build_knn_dataloader(val_cfg)
+    info.update(num_train=len(train_loader.dataset),
+                num_test=len(val_loader.dataset))
+    model, extra = _load_eval_model(point, ckpt, device)
+    info.update(extra)
+    if has_classifier_head(model):
+        cls = classifier_accuracy(model, val_loader)
+        metrics.update({f'cls_{k}': v for k, v in cls.items()})
+    feat_metrics, extra = _feature_metrics(model, train_loader, val_loader,
+                                           point, args, device)
+    metrics.update(feat_metrics)
+    info.update(extra)
     metrics = {k: round(float(v), 4) if math.isfinite(v) else None
                for k, v in metrics.items()}
     return metrics, info
@@ -1102,6 +1146,8 @@ def _record(point: Point, status: str, **extra) -> dict:
     fields = derived_fields(point.cfg)
     fields.update({a.key: a.value for a in point.overrides})
     fields.update(method=point.method, seed=point.seed)
+    if point.no_train:
+        fields.update(no_train=True, rounds=0)
     text = point.cfg.pretty_text
     rec = dict(
         format=RESULTS_FORMAT, version=RESULTS_VERSION, key=point.key,
@@ -1154,6 +1200,13 @@ def print_plan(points: List[Point], done: Dict[str, dict],
 def run_point(point: Point, args: argparse.Namespace) -> dict:
     """Train (if needed) and evaluate one point; return its record."""
     t0 = time.time()
+    if point.no_train:
+        metrics, info = evaluate_point(point, None, args)
+        wall = round(time.time() - t0, 2)
+        return _record(point, 'ok', metrics=metrics, eval=info, rounds=0,
+                       comm_bytes_total=0, featarc_chosen=None,
+                       checkpoint=None, trained=False, train_time_s=0.0,
+                       eval_time_s=wall, wall_time_s=wall)
     if point.retrain:  # the config changed: train again from scratch
         cleanup(point, None, 'none')
         with contextlib.suppress(FileNotFoundError):
@@ -1198,13 +1251,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', help='base config (optional with --variants '
                    'or a method=... axis)')
-    p.add_argument('--grid', nargs='+', default=[], metavar='AXIS=V1,V2',
+    p.add_argument('--grid', nargs='+', action='extend', default=[],
+                   metavar='AXIS=V1,V2',
                    help='grid axes: dotted key, alias (partition, alpha, '
                    'num_clients, subset, rounds, local_epochs, local_iters, '
                    'participation, clients_per_round), method=/config= '
                    '(switch config), model=/algo= (sibling config of '
                    'another algorithm), or zipped K1+K2=A1:A2,B1:B2')
-    p.add_argument('--variants', nargs='+', default=[],
+    p.add_argument('--variants', nargs='+', action='extend', default=[],
                    metavar='NAME=CONFIG',
                    help='named configs for the method axis (without a '
                    'method axis: one point per variant)')
@@ -1218,7 +1272,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    'default: randomness.seed, which also seeds the '
                    'federated sampling and augmentation; add '
                    f'{PARTITION_KEY}.seed to redraw the split too)')
-    p.add_argument('--cfg-options', nargs='+', default=[],
+    p.add_argument('--cfg-options', nargs='+', action='extend',
+                   default=[],
                    metavar='KEY=VALUE',
                    help='overrides applied to every point before the grid '
                    'values (aliases and special values allowed; a,b is a '
@@ -1283,6 +1338,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--stop-on-error', action='store_true',
                    help='stop at the first failing point (default: record '
                    'the failure and go on)')
+    p.add_argument('--no-train', action='store_true',
+                   help='evaluate the freshly initialised model of every '
+                   'point (seeded by the point\'s seed) instead of training: '
+                   'the random-initialisation floor')
     p.add_argument('--dry-run', action='store_true',
                    help='print the planned runs and overrides; run nothing')
     args = p.parse_args(argv)
