@@ -1,5 +1,5 @@
 # Centralized SSL at study size: the Dec-SSL SimCLR study run
-# (simclr_r18w16_fmnist_dec.py) with ONE client holding all 2,000 training
+# (simclr_r18w16_fmnist_dec.py) with ONE client holding all 5,000 training
 # images (configs/baselines/centralized_ssl/simclr_r18_fmnist_central.py):
 # same model, data and number of epochs (rounds x local epochs).
 _base_ = [

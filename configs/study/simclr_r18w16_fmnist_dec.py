@@ -1,6 +1,6 @@
 # Study size of the Dec-SSL SimCLR run (configs/decssl/simclr_r18_fmnist_
-# dir0.1.py): ResNet-18 x16 at 32 px, 2,000 training images over 10
-# Dirichlet(0.1) clients, 10 rounds x 1 local epoch. See
+# dir0.1.py): ResNet-18 x16 at 32 px, 5,000 training images over 10
+# Dirichlet(0.1) clients, 20 rounds x 1 local epoch. See
 # configs/study/_base_/study_fmnist.py and docs/results.md.
 _base_ = [
     '../decssl/simclr_r18_fmnist_dir0.1.py',

@@ -1,5 +1,5 @@
 # Centralized SSL at study size: the Dec-SSL SimSiam study run
-# (simsiam_r18w16_fmnist_dec.py) with ONE client holding all 2,000 training
+# (simsiam_r18w16_fmnist_dec.py) with ONE client holding all 5,000 training
 # images (configs/baselines/centralized_ssl/simsiam_r18_fmnist_central.py).
 _base_ = [
     '../baselines/centralized_ssl/simsiam_r18_fmnist_central.py',

@@ -1,7 +1,7 @@
 # Study size of the Dec-SSL SimSiam run (configs/decssl/simsiam_r18_fmnist_
 # dir0.1.py): ResNet-18 x16 at 32 px (projector 128-256-256, predictor
-# 256-64-256), 2,000 training images over 10 Dirichlet(0.1) clients,
-# 10 rounds x 1 local epoch. See configs/study/_base_/study_fmnist.py.
+# 256-64-256), 5,000 training images over 10 Dirichlet(0.1) clients,
+# 20 rounds x 1 local epoch. See configs/study/_base_/study_fmnist.py.
 _base_ = [
     '../decssl/simsiam_r18_fmnist_dir0.1.py',
     './_base_/study_fmnist.py',

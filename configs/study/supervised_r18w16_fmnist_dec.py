@@ -1,6 +1,6 @@
 # Dec-SL at study size (configs/baselines/dec_sl/supervised_r18_fmnist_
 # dir0.1.py): supervised FedAvg of a ResNet-18 x16 + linear classifier on the
-# same 2,000 images, clients and rounds as the Dec-SSL study runs. The sweep
+# same 5,000 images, clients and rounds as the Dec-SSL study runs. The sweep
 # reports the accuracy of its own classifier (cls_top1, "Dec-SL") and the
 # linear probe on its frozen backbone (linear_top1, "Dec-SLRep").
 _base_ = [

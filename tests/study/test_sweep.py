@@ -164,3 +164,19 @@ def test_train_commands():
     with pytest.raises(SystemExit):  # inprocess cannot launch N processes
         sweep.parse_args(['--work-dir', 'x', '--launcher', 'pytorch',
                           '--runner', 'inprocess'])
+
+
+def test_no_train_evaluates_the_initial_model(fmnist_root, tmp_path):
+    work = tmp_path / 'init'
+    recs = sweep.main([
+        '--config', SIMCLR, '--no-train', '--method-label', 'Init',
+        '--work-dir', str(work), '--data-root', fmnist_root,
+        '--probe-epochs', '5', '--cfg-options', *TINY
+    ])
+    assert len(recs) == 1
+    rec = recs[0]
+    assert rec['trained'] is False and rec['rounds'] == 0
+    assert rec['fields']['no_train'] is True and rec['method'] == 'Init'
+    assert math.isfinite(rec['metrics']['knn_top1'])
+    assert math.isfinite(rec['metrics']['linear_top1'])
+    assert not osp.isdir(rec['work_dir'])  # nothing trained or saved

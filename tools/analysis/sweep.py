@@ -1185,7 +1185,9 @@ def print_plan(points: List[Point], done: Dict[str, dict],
         if p.new_keys:
             print(f'        new keys : {", ".join(p.new_keys)} (absent from '
                   'the config)')
-        if args.runner == 'subprocess':
+        if p.no_train:
+            print('        command  : - (--no-train: evaluation only)')
+        elif args.runner == 'subprocess':
             cmd = train_command(p, args, osp.join(p.work_dir,
                                                   'sweep_config.py'))
             print(f'        command  : {" ".join(rel(c) for c in cmd)}')
@@ -1246,9 +1248,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments (see the module docstring)."""
     p = argparse.ArgumentParser(
         description='Train and evaluate a grid of configs; write one '
-        'results file (JSON lines). See the module docstring for the grid '
-        'syntax.',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        'results file (JSON lines). Grid syntax: see below.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__)
     p.add_argument('--config', help='base config (optional with --variants '
                    'or a method=... axis)')
     p.add_argument('--grid', nargs='+', action='extend', default=[],
