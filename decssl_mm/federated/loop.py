@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from decssl_mm.registry import (AGGREGATORS, CLIENT_SAMPLERS,
                                 CLIENT_STATE_STORES, LOOPS)
 from .aggregators import BaseAggregator
+from .batch_plan import client_round_plan, num_epoch_batches
 from .client_isolation import client_local_ops
 from .client_sampler import UniformClientSampler
 from .client_state import DiskClientStateStore
@@ -258,18 +259,11 @@ class FederatedTrainLoop(BaseLoop):
 
     # ---------------------------------------------------------------- planning
     def _num_client_batches(self, n: int) -> int:
-        bs = self.batch_sampler.batch_size
         if self.local_iters is not None:
             return int(self.local_iters)
-        if n == 0:
-            return 0
-        if self.batch_sampler.drop_last:
-            per_epoch = max(n // bs, 1)
-        else:
-            per_epoch = -(-n // bs)
-            if n % bs == 1 and n > 1:
-                per_epoch -= 1
-        return per_epoch * int(self.local_epochs)
+        return num_epoch_batches(n, self.batch_sampler.batch_size,
+                                 self.batch_sampler.drop_last) * int(
+                                     self.local_epochs)
 
     def _expected_round_iters(self) -> int:
         mean = float(np.mean([self._num_client_batches(int(n))
@@ -281,48 +275,18 @@ class FederatedTrainLoop(BaseLoop):
                        round_idx: int) -> List[List[Tuple[int, int]]]:
         """The batches of ``(global index, augmentation seed)`` of a client.
 
-        A pure function of ``(seed, round, client)``.
+        A pure function of ``(seed, round, client)``; see
+        :func:`decssl_mm.federated.batch_plan.client_round_plan`.
         """
-        idx = np.asarray(self.dataset.client_indices(client_id), np.int64)
-        n, bs = len(idx), self.batch_sampler.batch_size
-        if n == 0:
-            return []
-        rng = np.random.default_rng([self.seed, int(round_idx),
-                                     int(client_id)])
-        chunks: List[np.ndarray] = []
-        if self.local_iters is not None:
-            need = int(self.local_iters) * bs
-            order = np.concatenate(
-                [rng.permutation(idx) for _ in range(-(-need // n))])[:need]
-            chunks = np.split(order, int(self.local_iters))
-        else:
-            for _ in range(int(self.local_epochs)):
-                chunks.extend(self._epoch_batches(rng.permutation(idx), bs))
-        seeds = rng.integers(0, 2**31 - 1, size=sum(len(c) for c in chunks))
-        out, pos = [], 0
-        for c in chunks:
-            out.append(list(zip(c.tolist(), seeds[pos:pos + len(c)].tolist())))
-            pos += len(c)
-        return out
-
-    def _epoch_batches(self, perm: np.ndarray, bs: int) -> List[np.ndarray]:
-        """Split one local epoch's permutation into batches.
-
-        With ``drop_last`` every batch is full (algorithms such as MoCo need
-        ``queue_len % batch_size == 0``): the remainder is dropped, and a
-        client smaller than one batch repeats its samples to fill one.
-        Otherwise the last batch may be smaller, except that a last batch of
-        a single sample is dropped (BatchNorm cannot train on one sample).
-        """
-        n = len(perm)
-        if self.batch_sampler.drop_last:
-            if n < bs:
-                return [np.resize(perm, bs)]
-            return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]
-        ep = [perm[i:i + bs] for i in range(0, n, bs)]
-        if len(ep) > 1 and len(ep[-1]) == 1:
-            ep = ep[:-1]
-        return ep
+        return client_round_plan(
+            self.dataset.client_indices(client_id),
+            self.seed,
+            round_idx,
+            client_id,
+            self.batch_sampler.batch_size,
+            local_epochs=self.local_epochs,
+            local_iters=self.local_iters,
+            drop_last=self.batch_sampler.drop_last)
 
     # -------------------------------------------------------------- the run
     def run(self) -> torch.nn.Module:

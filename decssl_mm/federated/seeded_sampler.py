@@ -6,75 +6,9 @@ from mmengine.dist import get_rank, get_world_size
 from torch.utils.data import Sampler
 
 from decssl_mm.registry import DATA_SAMPLERS
+from .batch_plan import client_round_plan, num_epoch_batches
 
 Batch = List[Tuple[int, int]]
-
-
-def _epoch_batches(perm: np.ndarray, bs: int,
-                   drop_last: bool) -> List[np.ndarray]:
-    n = len(perm)
-    if drop_last:
-        if n < bs:
-            return [np.resize(perm, bs)]
-        return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]
-    ep = [perm[i:i + bs] for i in range(0, n, bs)]
-    if len(ep) > 1 and len(ep[-1]) == 1:
-        ep = ep[:-1]
-    return ep
-
-
-def num_epoch_batches(n: int, bs: int, drop_last: bool) -> int:
-    """Number of batches :func:`client_round_plan` makes per local epoch."""
-    if n == 0:
-        return 0
-    if drop_last:
-        return max(n // bs, 1)
-    per_epoch = -(-n // bs)
-    return per_epoch - 1 if per_epoch > 1 and n % bs == 1 else per_epoch
-
-
-def client_round_plan(indices: np.ndarray, seed: int, round_idx: int,
-                      client_id: int, batch_size: int, local_epochs: int = 1,
-                      drop_last: bool = False) -> List[Batch]:
-    """The batches one client trains in one round, as the federated loop.
-
-    Mirrors ``FederatedTrainLoop.client_batches`` for ``local_epochs``: the
-    order and every sample's augmentation seed are drawn from
-    ``np.random.default_rng([seed, round, client])``; each local epoch is a
-    permutation of the client's samples cut into batches. With
-    ``drop_last`` every batch is full: the remainder is dropped and a client
-    smaller than one batch repeats its samples to fill one. Otherwise the
-    last batch may be smaller, except that a last batch of one sample is
-    dropped when there are other batches. ``tests/baselines`` checks that
-    both give the same batches.
-
-    Args:
-        indices (np.ndarray): The client's global sample indices (sorted).
-        seed (int): The run's seed.
-        round_idx (int): The round (the epoch of a centralized run).
-        client_id (int): The client.
-        batch_size (int): Batch size.
-        local_epochs (int): Passes over the data per round. Defaults to 1.
-        drop_last (bool): Drop incomplete last batches. Defaults to False.
-
-    Returns:
-        list[list[tuple[int, int]]]: Batches of ``(index, seed)`` pairs.
-    """
-    idx = np.asarray(indices, np.int64)
-    n = len(idx)
-    if n == 0:
-        return []
-    rng = np.random.default_rng([int(seed), int(round_idx), int(client_id)])
-    chunks: List[np.ndarray] = []
-    for _ in range(int(local_epochs)):
-        chunks.extend(
-            _epoch_batches(rng.permutation(idx), batch_size, drop_last))
-    seeds = rng.integers(0, 2**31 - 1, size=sum(len(c) for c in chunks))
-    out, pos = [], 0
-    for c in chunks:
-        out.append(list(zip(c.tolist(), seeds[pos:pos + len(c)].tolist())))
-        pos += len(c)
-    return out
 
 
 @DATA_SAMPLERS.register_module()
@@ -166,7 +100,8 @@ class ClientSeededBatchSampler(Sampler):
     def _batches(self) -> List[Batch]:
         plan = client_round_plan(self.indices, self.seed, self.epoch,
                                  self.client_id, self.batch_size,
-                                 self.local_epochs, self.drop_last)
+                                 local_epochs=self.local_epochs,
+                                 drop_last=self.drop_last)
         world = get_world_size()
         return plan[get_rank()::world] if world > 1 else plan
 

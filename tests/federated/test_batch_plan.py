@@ -4,6 +4,8 @@ from mmengine.runner import Runner
 
 from _helpers.configs import tiny_federated_cfg
 
+from decssl_mm.federated.batch_plan import epoch_batches, num_epoch_batches
+
 SIMCLR = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
 
 
@@ -48,7 +50,16 @@ def test_drop_last_gives_full_batches_even_for_tiny_clients(fmnist_root,
                  extra={'train_dataloader.drop_last': True})
     assert loop.batch_sampler.drop_last
     perm = np.arange(20)
-    assert [len(b) for b in loop._epoch_batches(perm, 8)] == [8, 8]
-    tiny = loop._epoch_batches(np.arange(3), 8)
+    assert [len(b) for b in epoch_batches(perm, 8, True)] == [8, 8]
+    tiny = epoch_batches(np.arange(3), 8, True)
     assert len(tiny) == 1 and len(tiny[0]) == 8
     assert set(tiny[0].tolist()) == {0, 1, 2}
+
+
+def test_one_sample_client_trains_on_it_twice():
+    assert [b.tolist() for b in epoch_batches(np.array([7]), 8, False)] == \
+        [[7, 7]]
+    assert num_epoch_batches(1, 8, False) == 1
+    # a trailing single sample is dropped when there are other batches
+    assert [len(b) for b in epoch_batches(np.arange(9), 8, False)] == [8]
+    assert num_epoch_batches(9, 8, False) == 1

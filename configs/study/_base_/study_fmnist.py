@@ -1,33 +1,33 @@
 # Sizes shared by the study configs (configs/study/*.py), chosen so that one
-# run (training + evaluation) takes about 3 minutes on 2 free CPU cores (a
-# round of 10 clients over 5,000 images took 8 s there; docs/results.md):
+# run (training + evaluation) takes 1-2 minutes on 2 free CPU cores
+# (docs/results.md):
 #   - ResNet-18 with 16 base channels (128-d features) at 32 px;
 #   - the first `study_train_subset` Fashion-MNIST training images, split
 #     among the clients (10 by default), batch 64;
 #   - `study_rounds` rounds of `study_local_epochs` local epoch(s), every
-#     client every round (20 passes over the 5,000 images in all);
+#     client every round (10 passes over the 2,000 images in all);
 #   - evaluation (tools/analysis/sweep.py): frozen, un-augmented features of
 #     the first `study_eval_train_subset` training images (kNN bank and
 #     linear-probe training set: the pretraining images, whose labels
 #     pretraining never sees) and of the first `study_test_subset` test
 #     images (kNN queries, probe test set).
-# Smaller/faster: e.g. study_train_subset = 2000 and study_rounds = 10 (about
-# 1 minute a run; weaker features, see docs/results.md).
+# Larger: e.g. study_train_subset = 5000 and study_rounds = 20 (about 3
+# minutes a run on free cores).
 # Only new top-level keys (study_*, knn_*), so this file can sit next to any
 # pretraining config in `_base_`.
 study_data_root = '/usr/share/datasets/fashion-mnist'
 study_width = 16  # ResNet base (and stem) channels; features = 8 x width
 study_feat_dim = 128  # 8 * study_width
-study_train_subset = 5000
+study_train_subset = 2000
 study_eval_train_subset = 5000
 study_test_subset = 2000
 study_num_clients = 10
 # Dirichlet splits are redrawn until every client holds this many images (a
 # client of 1 image cannot train BatchNorm layers); feasible for every
 # Dirichlet split of the study (alpha >= 0.02 over 10 clients, alpha >= 0.1
-# over 20 clients, 5,000 images).
+# over 20 clients, 2,000 images).
 study_min_client_size = 16
-study_rounds = 20
+study_rounds = 10
 study_local_epochs = 1
 study_batch_size = 64
 study_num_workers = 1
