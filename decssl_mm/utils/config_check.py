@@ -7,7 +7,7 @@ from mmengine.config import Config, ConfigDict
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
-def _datasets(cfg: Any, path: str) -> Iterator[Tuple[str, dict]]:
+def iter_dataset_cfgs(cfg: Any, path: str) -> Iterator[Tuple[str, dict]]:
     """Yield ``(config path, dataset dict)`` of nested dataset configs."""
     if not isinstance(cfg, (dict, ConfigDict)):
         return
@@ -16,9 +16,9 @@ def _datasets(cfg: Any, path: str) -> Iterator[Tuple[str, dict]]:
         sub = cfg.get(key)
         if isinstance(sub, (list, tuple)):
             for i, s in enumerate(sub):
-                yield from _datasets(s, f'{path}.{key}[{i}]')
+                yield from iter_dataset_cfgs(s, f'{path}.{key}[{i}]')
         elif sub is not None:
-            yield from _datasets(sub, f'{path}.{key}')
+            yield from iter_dataset_cfgs(sub, f'{path}.{key}')
 
 
 def check_dataset_paths(cfg: Config) -> None:
@@ -34,7 +34,8 @@ def check_dataset_paths(cfg: Config) -> None:
         lcfg = cfg.get(loader)
         if not lcfg or 'dataset' not in lcfg:
             continue
-        for path, ds in _datasets(lcfg['dataset'], f'{loader}.dataset'):
+        for path, ds in iter_dataset_cfgs(lcfg['dataset'],
+                                          f'{loader}.dataset'):
             root = ds.get('data_root') or ''
             if root and not osp.isdir(root):
                 raise FileNotFoundError(
@@ -75,7 +76,7 @@ def check_train_cfg(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Run every pre-flight check on a training config."""
-    from .preflight import check_registered_types
+    from .preflight import check_registered_types  # imports this module
     check_train_cfg(cfg)
     check_registered_types(cfg)
     check_dataset_paths(cfg)

@@ -7,11 +7,12 @@ every ``type`` of a federated config up first and names the key, the
 registered alternatives and the closest match.
 """
 import difflib
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
-_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+from .config_check import _LOADERS, iter_dataset_cfgs
+
 
 
 def registered_names(registry, base: Optional[type] = None) -> List[str]:
@@ -62,19 +63,6 @@ def check_type(registry, cfg: Any, key: str,
                    f'{registry.name!r} registry.{hint} Registered: {names}')
 
 
-def _datasets(cfg: Any, path: str) -> Iterator[Tuple[str, dict]]:
-    if not isinstance(cfg, (dict, ConfigDict)):
-        return
-    yield path, cfg
-    for key in ('dataset', 'datasets'):
-        sub = cfg.get(key)
-        if isinstance(sub, (list, tuple)):
-            for i, s in enumerate(sub):
-                yield from _datasets(s, f'{path}.{key}[{i}]')
-        elif sub is not None:
-            yield from _datasets(sub, f'{path}.{key}')
-
-
 def check_registered_types(cfg: Config) -> None:
     """Check the ``type`` of every component a federated run builds.
 
@@ -100,7 +88,8 @@ def check_registered_types(cfg: Config) -> None:
         check_type(registry, tcfg.get(key), f'train_cfg.{key}')
     for loader in _LOADERS:
         lcfg = cfg.get(loader) or {}
-        for path, ds in _datasets(lcfg.get('dataset'), f'{loader}.dataset'):
+        for path, ds in iter_dataset_cfgs(lcfg.get('dataset'),
+                                          f'{loader}.dataset'):
             check_type(reg.DATASETS, ds, path)
             check_type(reg.PARTITIONERS, ds.get('partition'),
                        f'{path}.partition')

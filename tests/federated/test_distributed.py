@@ -1,27 +1,12 @@
 """1 process vs 2 processes (torchrun, gloo on CPU) give the same model."""
 import os
 import os.path as osp
-import socket
-import subprocess
-import sys
 
 import torch
 import torch.multiprocessing as mp
 
-from _helpers.configs import ROOT, tiny_federated_cfg
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _env():
-    env = dict(os.environ)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'
-    return env
+from _helpers.configs import tiny_federated_cfg
+from _helpers.dist import free_port, train_one_and_two_processes
 
 
 def test_one_vs_two_processes(fmnist_root, tmp_path):
@@ -29,21 +14,8 @@ def test_one_vs_two_processes(fmnist_root, tmp_path):
         'configs/decssl/mocov2_r18_fmnist_dir0.1.py', fmnist_root,
         str(tmp_path), rounds=2, num_clients=4, local_iters=2)
     cfg.randomness = dict(seed=0, deterministic=True)
-    cfg_path = str(tmp_path / 'cfg.py')
-    cfg.dump(cfg_path)
-    one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
-    py = sys.executable
-    subprocess.run([py, osp.join(ROOT, 'tools/train.py'), cfg_path,
-                    '--work-dir', one], check=True, env=_env(), timeout=600,
-                   cwd=ROOT)
-    env = _env()
-    env['PORT'] = str(_free_port())
-    env['PYTHON'] = py
-    subprocess.run(['bash', osp.join(ROOT, 'tools/dist_train.sh'), cfg_path,
-                    '2', '--work-dir', two], check=True, env=env,
-                   timeout=600, cwd=ROOT)
-    a = torch.load(osp.join(one, 'epoch_2.pth'), weights_only=True)
-    b = torch.load(osp.join(two, 'epoch_2.pth'), weights_only=True)
+    a, b, one, two = train_one_and_two_processes(cfg, tmp_path,
+                                                 'epoch_2.pth')
     assert a['meta']['epoch'] == b['meta']['epoch'] == 2
     changed = 0
     for k, v in a['state_dict'].items():
@@ -94,7 +66,7 @@ def _isolated_moco(rank: int, port: int, out: str) -> None:
 
 
 def test_client_ops_stay_on_their_rank(tmp_path):
-    port = _free_port()
+    port = free_port()
     ctx = mp.get_context('spawn')
     procs = [ctx.Process(target=_isolated_moco,
                          args=(r, port, str(tmp_path))) for r in range(2)]
