@@ -7,12 +7,6 @@ _base_ = [
     '../decssl/swav_r18_fmnist_dir0.1.py',
     '../_base_/datasets/fmnist_eval_view.py',
 ]
-custom_imports = dict(
-    imports=[
-        'decssl_mm', 'decssl_mm.models.featarc',
-        'decssl_mm.federated.featarc_loop'
-    ],
-    allow_failed_imports=False)
 
 model = dict(
     _delete_=True,
