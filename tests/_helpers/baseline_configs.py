@@ -10,7 +10,7 @@ from typing import Optional
 
 from mmengine.config import Config, ConfigDict
 
-from .configs import ROOT
+from .configs import ROOT, finish_tiny_cfg
 
 BASE_CHANNELS = 8
 
@@ -87,15 +87,4 @@ def tiny_cfg(config: str,
     else:
         cfg.train_cfg.max_epochs = rounds
         cfg.train_cfg.val_interval = rounds
-    cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=rounds, by_epoch=True,
-             begin=0, end=rounds)
-    ]
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
-    cfg.env_cfg.dist_cfg = dict(backend='gloo')
-    cfg.log_level = 'WARNING'
-    if extra:
-        cfg.merge_from_dict(extra)
-    return cfg
+    return finish_tiny_cfg(cfg, rounds, extra)

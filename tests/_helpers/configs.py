@@ -44,6 +44,12 @@ def tiny_federated_cfg(config: str,
     cfg.train_cfg.rounds = rounds
     cfg.train_cfg.local_iters = local_iters
     cfg.train_cfg.local_epochs = local_epochs
+    return finish_tiny_cfg(cfg, rounds, extra)
+
+
+def finish_tiny_cfg(cfg: Config, rounds: int,
+                    extra: Optional[dict] = None) -> Config:
+    """Schedule over ``rounds``, log/checkpoint every round, gloo, quiet."""
     cfg.param_scheduler = [
         dict(type='CosineAnnealingLR', T_max=rounds, by_epoch=True,
              begin=0, end=rounds)
