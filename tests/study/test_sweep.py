@@ -12,6 +12,7 @@ sweep = load_tool('sweep')
 
 SIMCLR = 'configs/study/simclr_r18w16_fmnist_dec.py'
 DEC_SL = 'configs/study/supervised_r18w16_fmnist_dec.py'
+CENTRAL_SL = 'configs/study/supervised_r18w16_fmnist_central.py'
 # Shrinks any study config to a few-second run on the fake Fashion-MNIST.
 TINY = [
     'rounds=1', 'local_iters=2', 'num_clients=4',
@@ -132,6 +133,21 @@ def test_sibling_and_variant_configs():
     points = _plan(['--variants', f'A={SIMCLR}', f'B={DEC_SL}', '--grid',
                     'method=B'])
     assert [p.cfg.model.type for p in points] == ['ImageClassifier']
+
+
+def test_central_sl_is_dec_sl_on_one_client():
+    (dec, ), (central, ) = _plan(['--config', DEC_SL]), _plan(
+        ['--config', CENTRAL_SL])
+    part = central.cfg.train_dataloader.dataset.partition
+    assert dict(part) == dict(type='IID', num_clients=1, seed=0)
+    assert central.cfg.train_cfg.optimizer_policy == 'keep'
+    assert sweep.derived_fields(central.cfg)['num_clients'] == 1  # reference
+    # everything else (model, data, optimizer, schedule) is Dec-SL's
+    for key in ('model', 'optim_wrapper', 'param_scheduler'):
+        assert central.cfg[key] == dec.cfg[key]
+    assert central.cfg.train_cfg.rounds == dec.cfg.train_cfg.rounds
+    assert central.cfg.train_dataloader.dataset.dataset == \
+        dec.cfg.train_dataloader.dataset.dataset
 
 
 @pytest.mark.parametrize('argv, match', [

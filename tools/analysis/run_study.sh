@@ -14,16 +14,18 @@
 #   PY                python [.venv/bin/python]
 #   OUT               output folder [work_dirs/study]
 #   SEEDS             seeds of every point [0,1,2]
-#   Q1_PARTITIONS     Q1 client partitions [iid,dir1,dir0.1,dir0.02]
-#                     (add e.g. skew0.5,skew0 for the skew splits)
+#   Q1_PARTITIONS     Q1 client partitions
+#                     [iid,dir1,dir0.1,dir0.02,skew0.5,skew0]
 #   Q2_TOTAL          Q2 total local epochs per client [50]
 #   Q2_LOCAL          Q2 local epochs per round [1,5,25,all]
 #   Q3_PARTICIPATION  Q3 fractions of 20 clients per round [1,0.5,0.2,0.1]
 #   Q4_PARTITION      Q4 partition [dir0.02]
-#   SEC_PER_EPOCH     seconds per pass over the 5,000 training images
-#                     on the target machine, for the estimate [12; 8 was
-#                     measured on 2 free cores]
-#   SEC_PER_RUN       fixed seconds per run (start-up + evaluation) [30]
+#   SEC_PER_EPOCH     seconds per pass over the pretraining images (2,000)
+#                     on the target machine, for the estimate [4: one
+#                     SimCLR run, OMP_NUM_THREADS=1, on one of 2 cores
+#                     while a second sweep used the other; SimSiam about
+#                     the same, Dec-SL about half]
+#   SEC_PER_RUN       fixed seconds per run (start-up + evaluation) [15]
 #   SWEEP_ARGS        extra sweep arguments for every sweep, e.g.
 #                     "--launcher pytorch --gpus 2" or "--device cuda"
 set -euo pipefail
@@ -33,13 +35,13 @@ PY=${PY:-.venv/bin/python}
 [[ -x "$PY" ]] || PY=python
 OUT=${OUT:-work_dirs/study}
 SEEDS=${SEEDS:-0,1,2}
-Q1_PARTITIONS=${Q1_PARTITIONS:-iid,dir1,dir0.1,dir0.02}
+Q1_PARTITIONS=${Q1_PARTITIONS:-iid,dir1,dir0.1,dir0.02,skew0.5,skew0}
 Q2_TOTAL=${Q2_TOTAL:-50}
 Q2_LOCAL=${Q2_LOCAL:-1,5,25,all}
 Q3_PARTICIPATION=${Q3_PARTICIPATION:-1,0.5,0.2,0.1}
 Q4_PARTITION=${Q4_PARTITION:-dir0.02}
-SEC_PER_EPOCH=${SEC_PER_EPOCH:-12}
-SEC_PER_RUN=${SEC_PER_RUN:-30}
+SEC_PER_EPOCH=${SEC_PER_EPOCH:-4}
+SEC_PER_RUN=${SEC_PER_RUN:-15}
 SWEEP_ARGS=${SWEEP_ARGS:-}
 S=configs/study
 SWEEP=("$PY" tools/analysis/sweep.py)
@@ -60,8 +62,8 @@ done
 [[ ${#WANT[@]} -gt 0 ]] || WANT=(q1 q2 q3 q4 plots)
 
 # Q1 heterogeneity: Dec-SSL (SimCLR, SimSiam), Dec-SL (+ Dec-SLRep from the
-# same runs) over the partitions; centralized SSL (one client, same epochs);
-# the untrained models as the floor.
+# same runs) over the partitions; centralized SSL and SL (one client, same
+# epochs); the untrained models as the floor.
 q1a() {
     "${SWEEP[@]}" --work-dir "$OUT/q1" --seeds "$SEEDS" \
         --variants "Dec-SSL/SimCLR=$S/simclr_r18w16_fmnist_dec.py" \
@@ -73,6 +75,7 @@ q1b() {
     "${SWEEP[@]}" --work-dir "$OUT/q1" --seeds "$SEEDS" \
         --variants "Central/SimCLR=$S/simclr_r18w16_fmnist_central.py" \
                    "Central/SimSiam=$S/simsiam_r18w16_fmnist_central.py" \
+                   "Central/SL=$S/supervised_r18w16_fmnist_central.py" \
         "${EXTRA[@]}" "$@"
 }
 # The floor: the same models at initialisation (no training), seeded.
@@ -83,11 +86,11 @@ q1c() {
         "${EXTRA[@]}" "$@"
 }
 # Q2 communication: fixed total local epochs, local epochs per round varies
-# (rounds = Q2_TOTAL / local epochs; 'all' = one round).
+# (rounds = Q2_TOTAL / local epochs; 'all' = one round), Dec-SSL and Dec-SL.
 q2() {
     "${SWEEP[@]}" --work-dir "$OUT/q2" --seeds "$SEEDS" \
-        --config "$S/simclr_r18w16_fmnist_dec.py" \
-        --method-label Dec-SSL/SimCLR \
+        --variants "Dec-SSL/SimCLR=$S/simclr_r18w16_fmnist_dec.py" \
+                   "Dec-SL=$S/supervised_r18w16_fmnist_dec.py" \
         --grid "local_epochs=$Q2_LOCAL" --total-epochs "$Q2_TOTAL" \
         "${EXTRA[@]}" "$@"
 }
