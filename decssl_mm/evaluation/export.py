@@ -119,6 +119,30 @@ def select_model_state(ckpt: dict,
     return clusters[int(cluster)], int(cluster), num_clusters
 
 
+
+def load_whole_model(model: torch.nn.Module, ckpt_path: str,
+                     cluster: Optional[int] = None) -> int:
+    """Load a checkpoint's whole model (e.g. a classifier with its head).
+
+    The model is picked by :func:`select_model_state` (FeatARC: the chosen
+    or the given cluster); a ``module.`` wrapper prefix is removed; the load
+    is strict.
+
+    Args:
+        model (torch.nn.Module): The built model (same config as trained).
+        ckpt_path (str): The checkpoint file.
+        cluster (int, optional): FeatARC cluster model to load.
+
+    Returns:
+        int: The training round of the checkpoint (-1 when unknown).
+    """
+    ckpt = load_checkpoint_dict(ckpt_path)
+    state, _, _ = select_model_state(ckpt, ckpt_path, cluster)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return _round_of(ckpt)
+
 def _looks_bare_resnet(state: StateDict) -> bool:
     keys = list(state)
     return (any(k.startswith('layer1.') for k in keys)

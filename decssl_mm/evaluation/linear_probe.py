@@ -256,10 +256,9 @@ def has_classifier_head(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def classifier_accuracy(model: nn.Module,
-                        dataloader: Iterable,
-                        topk: Sequence[int] = (1, 5)) -> Dict[str, float]:
-    """Top-k accuracy (percent) of a classifier's own head, in eval mode.
+def classifier_predictions(model: nn.Module, dataloader: Iterable
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Scores of a classifier's own head and the labels, in eval mode.
 
     The batches are preprocessed by ``model.data_preprocessor`` (no
     augmentation); the scores are ``model.head(model.extract_feat(x))``.
@@ -269,13 +268,13 @@ def classifier_accuracy(model: nn.Module,
             :func:`has_classifier_head`).
         dataloader (Iterable): Labelled batches (``dict(inputs,
             data_samples)`` with ``gt_label``).
-        topk (Sequence[int]): Accuracies to report. Defaults to (1, 5).
 
     Returns:
-        dict: ``{'top1': ..., 'top5': ...}``.
+        tuple: ``(scores (N, C) float32 on the CPU, labels (N,) int64)``.
 
     Raises:
         TypeError: If the model has no classifier head.
+        ValueError: If the dataloader is empty.
     """
     model = unwrap_model(model)
     if not has_classifier_head(model):
@@ -302,8 +301,31 @@ def classifier_accuracy(model: nn.Module,
     finally:
         model.train(was_training)
     if not scores:
-        raise ValueError('classifier_accuracy: the dataloader is empty')
-    logits, labels = torch.cat(scores), torch.cat(labels)
+        raise ValueError('classifier_predictions: the dataloader is empty')
+    return torch.cat(scores), torch.cat(labels)
+
+
+def classifier_accuracy(model: nn.Module,
+                        dataloader: Iterable,
+                        topk: Sequence[int] = (1, 5)) -> Dict[str, float]:
+    """Top-k accuracy (percent) of a classifier's own head, in eval mode.
+
+    See :func:`classifier_predictions` for how the scores are computed.
+
+    Args:
+        model (nn.Module): An mmpretrain ``ImageClassifier`` (see
+            :func:`has_classifier_head`).
+        dataloader (Iterable): Labelled batches (``dict(inputs,
+            data_samples)`` with ``gt_label``).
+        topk (Sequence[int]): Accuracies to report. Defaults to (1, 5).
+
+    Returns:
+        dict: ``{'top1': ..., 'top5': ...}``.
+
+    Raises:
+        TypeError: If the model has no classifier head.
+    """
+    logits, labels = classifier_predictions(model, dataloader)
     if not torch.isfinite(logits).all():
         return {f'top{t}': float('nan') for t in topk}
     return _topk_accuracy(logits, labels, topk)

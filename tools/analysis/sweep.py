@@ -1021,8 +1021,7 @@ def _load_eval_model(point: Point, ckpt: Optional[str], device: str
 
     from decssl_mm.evaluation.export import (check_backbone_compat,
                                              extract_backbone_state,
-                                             load_checkpoint_dict,
-                                             select_model_state)
+                                             load_whole_model)
     from decssl_mm.evaluation.linear_probe import has_classifier_head
     from decssl_mm.registry import MODELS
     model_cfg = _ssl_model_cfg(point.cfg)
@@ -1032,10 +1031,7 @@ def _load_eval_model(point: Point, ckpt: Optional[str], device: str
     if ckpt is None:
         model.init_weights()
     elif has_classifier_head(model):
-        state, _, _ = select_model_state(load_checkpoint_dict(ckpt), ckpt)
-        state = {k[len('module.'):] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        load_whole_model(model, ckpt)
     else:
         state, binfo = extract_backbone_state(ckpt)
         check_backbone_compat(state, model_cfg, ckpt)
