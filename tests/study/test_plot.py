@@ -95,6 +95,21 @@ def test_presets_write_pngs_and_tables(results, tmp_path, capsys):
     assert '| FeatARC |' in featarc and '| FedAvg |' in featarc
 
 
+def test_drop_series_leaves_out_lines_and_references(results, tmp_path,
+                                                     capsys):
+    plot.main([results, '--plot', 'heterogeneity', '--filter', 'q=None',
+               '--out-dir', str(tmp_path), '--table', '--drop-series',
+               'Dec-SL', 'Init'])
+    rows = [l.split('|')[1].strip() for l in capsys.readouterr().out
+            .splitlines() if l.startswith('| ') and 'method' not in l]
+    assert sorted(rows) == ['Central SimCLR (reference)', 'Dec-SLRep',
+                            'SimCLR', 'SimSiam']
+    with pytest.raises(SystemExit, match='drop-series'):
+        plot.main([results, '--plot', 'featarc', '--filter', 'q=q4',
+                   '--out-dir', str(tmp_path), '--drop-series',
+                   'FedAvg', 'FeatARC'])
+
+
 def test_flat_table_and_errors(results, tmp_path, capsys):
     plot.main([results, '--table', '--filter', 'q=q4'])
     text = capsys.readouterr().out

@@ -421,6 +421,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--rep-label', default='{method}Rep',
                    help='series name of the probe on a classifier\'s '
                    'frozen backbone')
+    p.add_argument('--drop-series', nargs='+', action='extend', default=[],
+                   metavar='NAME',
+                   help='series (or reference lines) to leave out, by name '
+                   'as in the legend, e.g. Dec-SL Init/Dec-SL (a '
+                   "classifier's head series) to unclutter a probe plot")
     p.add_argument('--title', help='plot title (overrides the preset)')
     p.add_argument('--table', action='store_true',
                    help='print markdown tables (mean ± std over seeds)')
@@ -467,6 +472,9 @@ def make_plot(records: List[dict], plot: str,
                             args.head_label, args.rep_label)
     ref_rows, skipped_ref = to_rows(ref_recs, None, series, args.metric,
                                     args.head_label, args.rep_label)
+    drop = set(args.drop_series)
+    rows = [r for r in rows if r[0] not in drop]
+    ref_rows = [r for r in ref_rows if r[0] not in drop]
     if skipped + skipped_ref:
         print(f'warning: {plot}: {skipped + skipped_ref} records without a '
               f'finite {args.metric} skipped', file=sys.stderr)
@@ -476,7 +484,8 @@ def make_plot(records: List[dict], plot: str,
               file=sys.stderr)
     if not rows and not ref_rows:
         raise PlotError(f'--plot {plot}: no record has a finite '
-                        f'{args.metric!r} (after --filter)')
+                        f'{args.metric!r} (after --filter and '
+                        '--drop-series)')
     os.makedirs(args.out_dir, exist_ok=True)
     out = osp.join(args.out_dir, args.name or f'{plot}.png')
     ylabel = METRIC_LABELS.get(args.metric, args.metric)
