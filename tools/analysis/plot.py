@@ -346,7 +346,8 @@ def fmt_stat(stat: Optional[Tuple[float, float, int]],
 
 def pivot_table(rows: List[Row], ref_rows: List[Row], x: str,
                 digits: int = 1) -> str:
-    """Markdown table: rows = series, columns = x values."""
+    """Markdown table: rows = series, columns = x values; a reference row
+    (no x) gives its value in the first column and ditto marks after."""
     stats = group(rows)
     xs_all = order_x([v for s in stats.values() for v in s], None)
     head = [f'method \\ {x}'] + [_fmt_x(v) for v in xs_all]
@@ -358,8 +359,10 @@ def pivot_table(rows: List[Row], ref_rows: List[Row], x: str,
     for name in group(ref_rows):
         vals = [v for s, _, _, v in ref_rows if s == name]
         cell = fmt_stat(mean_std(vals), digits)
-        lines.append('| ' + ' | '.join([f'{name} (reference)'] +
-                                       [cell] * len(xs_all)) + ' |')
+        # one value for every column: written once, then ditto marks
+        lines.append('| ' + ' | '.join(
+            [f'{name} (reference)', cell] + ['″'] *
+            (len(xs_all) - 1)) + ' |')
     return '\n'.join(lines)
 
 
