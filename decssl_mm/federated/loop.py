@@ -39,6 +39,40 @@ class _StateNotSaved(Exception):
         self.batch_idx = batch_idx
 
 
+
+class _ClientSlice:
+    """The next ``n`` batches of a round's data stream: one client's share.
+
+    The round's batches of every client of this rank come from ONE iterator
+    over the DataLoader, so its workers prefetch the next client's first
+    batches while the current client trains its last ones (no pipeline
+    bubble at client boundaries).
+
+    Args:
+        stream (Iterator): The round's iterator over the DataLoader.
+        n (int): Number of batches of the client.
+    """
+
+    def __init__(self, stream, n: int) -> None:
+        self.stream = stream
+        self.left = int(n)
+
+    def __iter__(self):
+        while self.left > 0:
+            self.left -= 1  # a batch that fails to load is consumed too
+            yield next(self.stream)
+
+    def drain(self) -> None:
+        """Skip the client's remaining batches (after it failed)."""
+        while self.left > 0:
+            self.left -= 1
+            try:
+                next(self.stream)
+            except StopIteration:
+                return
+            except Exception:  # noqa: B902 - a bad batch of a dropped client
+                continue
+
 def _build(registry, cfg: Union[dict, object], key: str, default: dict):
     """Build ``cfg`` from ``registry`` with an error that names ``key``."""
     if cfg is None:
@@ -374,12 +408,14 @@ class FederatedTrainLoop(BaseLoop):
         ok, failed = [], []
         self._round_errors = {}
         batch_idx = 0
-        for k in mine:
-            if self.client_sizes[k] == 0:
-                continue  # a client without samples: skipped (documented)
-            batches = self.client_batches(k, round_idx)
+        # a client without samples is skipped (documented)
+        plans = [(k, self.client_batches(k, round_idx)) for k in mine
+                 if self.client_sizes[k] > 0]
+        self.batch_sampler.set_plan([b for _, bs in plans for b in bs])
+        stream = iter(self.dataloader) if plans else None
+        for k, batches in plans:
             done, batch_idx, saved = self._train_client_with_retries(
-                k, batches, round_idx, batch_idx)
+                k, batches, round_idx, batch_idx, stream)
             if done:
                 ok.append(k)
                 if saved:
@@ -414,16 +450,23 @@ class FederatedTrainLoop(BaseLoop):
         return self.global_state
 
     def _train_client_with_retries(self, client_id: int, batches: list,
-                                   round_idx: int,
-                                   batch_idx: int) -> Tuple[bool, int, bool]:
+                                   round_idx: int, batch_idx: int,
+                                   stream) -> Tuple[bool, int, bool]:
         """Train a client, retrying on failure.
+
+        The first attempt reads the client's batches from the round's
+        stream; a retry reads them again through a single-process loader
+        (the augmentation seeds travel with the indices, so the batches are
+        the same).
 
         Returns:
             tuple: ``(trained, batch_idx, state_saved)``.
         """
         for attempt in range(self.client_retries + 1):
+            data = _ClientSlice(stream, len(batches)) if attempt == 0 \
+                else self._client_loader(batches)
             try:
-                batch_idx = self._train_client(client_id, batches, round_idx,
+                batch_idx = self._train_client(client_id, data, round_idx,
                                                batch_idx)
                 return True, batch_idx, True
             except _StateNotSaved as e:
@@ -437,6 +480,8 @@ class FederatedTrainLoop(BaseLoop):
             except Exception as e:  # noqa: B902 - one client must not
                 # stop the run (nor, under torch.distributed, hang the
                 # other ranks); if every client fails the round stops it.
+                if isinstance(data, _ClientSlice):
+                    data.drain()
                 self._round_errors[int(client_id)] = \
                     f'{type(e).__name__}: {e}'
                 what = 'retrying' if attempt < self.client_retries else \
@@ -449,13 +494,18 @@ class FederatedTrainLoop(BaseLoop):
                     level=logging.WARNING)
         return False, batch_idx, False
 
-    def _train_client(self, client_id: int, batches: list, round_idx: int,
+    def _client_loader(self, batches: list) -> DataLoader:
+        """A single-process loader of a client's batches (for retries)."""
+        dl = self.dataloader
+        return DataLoader(dl.dataset, batch_sampler=batches, num_workers=0,
+                          collate_fn=dl.collate_fn, pin_memory=dl.pin_memory)
+
+    def _train_client(self, client_id: int, data, round_idx: int,
                       batch_idx: int) -> int:
         self.load_client(client_id, round_idx)
-        self.batch_sampler.set_plan(batches)
         self.runner.message_hub.update_info('client_id', int(client_id))
         model = self.model
-        for data_batch in self.dataloader:
+        for data_batch in data:
             self.run_iter(batch_idx, data_batch, model)
             batch_idx += 1
         state = model.state_dict()

@@ -80,7 +80,8 @@ def test_global_model_is_weighted_mean_of_clients(fmnist_root, tmp_path):
         l2._setup_global_state()
         l2.aggregator.begin_round(l2.global_state)
         r2.call_hook('before_train_epoch')
-        l2._train_client(k, l2.client_batches(k, 0), 0, 0)
+        l2._train_client(k, l2._client_loader(l2.client_batches(k, 0)), 0,
+                         0)
         sd = r2.model.state_dict()
         w = sizes[k] / sizes.sum()
         part = {n: sd[n].double() * w for n in loop.exchanged_keys

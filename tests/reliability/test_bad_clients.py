@@ -77,6 +77,33 @@ def test_dropped_client_is_left_out_of_the_average(fmnist_root, tmp_path):
         assert torch.allclose(a[k].double(), b[k].double(), atol=1e-6), k
 
 
+def test_retry_with_workers_gives_the_fault_free_model(fmnist_root,
+                                                      tmp_path):
+    """Clients share one prefetching stream per round; a client that fails
+    on its first batch skips the rest of its share of the stream, its retry
+    reads the same batches again, and the next clients get their own."""
+
+    def run(work_dir, faults):
+        cfg = tiny_federated_cfg(
+            SIMCLR, fmnist_root, str(work_dir), rounds=1, num_clients=3,
+            local_iters=3, num_workers=2,
+            extra={'train_cfg.client_retries': 1})
+        cfg.randomness = dict(seed=0, deterministic=True)
+        cfg.custom_hooks = [dict(type='ClientFaultHook', faults=faults)]
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        return runner
+
+    faulty = run(tmp_path / 'a', [dict(client=0, kind='raise', round=0,
+                                       times=1)])
+    clean = run(tmp_path / 'b', [])
+    assert 'client 0 failed (attempt 1/2' in _log_text(faulty)
+    assert _history(faulty, 'federated/clients_failed') == [0.0]
+    a, b = faulty.model.state_dict(), clean.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 @pytest.mark.parametrize('retries,dropped', [(1, False), (0, True)])
 def test_client_retries(fmnist_root, tmp_path, retries, dropped):
     faults = [dict(client=0, kind='raise', round=0, times=1)]  # transient
