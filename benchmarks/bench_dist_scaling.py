@@ -49,14 +49,20 @@ def main() -> None:
             '--cfg-options',
             f'train_dataloader.dataset.dataset.data_root={fmnist_root()}',
             f'train_dataloader.dataset.dataset.subset={args.images}',
-            'train_dataloader.dataset.partition.type=IID',
             'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False',
             f'train_cfg.rounds={args.rounds}',
             'default_hooks.checkpoint.interval=-1',
             'log_level=INFO',
         ]
-        cfg = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
+        # the Dirichlet twin with 10 IID clients (a _base_ child: a
+        # --cfg-options type change would keep the Dirichlet keys)
+        cfg = osp.join(d, 'simclr_r18_fmnist_iid10.py')
+        with open(cfg, 'w') as f:
+            f.write(f"_base_ = ['{ROOT}/configs/decssl/"
+                    "simclr_r18_fmnist_dir0.1.py']\n"
+                    'train_dataloader = dict(dataset=dict(partition=dict('
+                    "_delete_=True, type='IID', num_clients=10, seed=0)))\n")
         one = run([sys.executable, 'tools/train.py', cfg, '--work-dir',
                    osp.join(d, 'one')] + opts, cores)
         two = run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
