@@ -74,31 +74,23 @@ def summarize(scores, labels, weight=None) -> dict:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    import decssl_mm  # noqa: F401  (compat fixes + registration)
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
     from decssl_mm.evaluation.export import load_whole_model
     from decssl_mm.evaluation.knn import build_knn_dataloader
     from decssl_mm.evaluation.linear_probe import (classifier_predictions,
                                                    has_classifier_head)
     from decssl_mm.registry import MODELS
     from decssl_mm.utils.checkpoint_io import atomic_write_text
+    from decssl_mm.utils.tool_config import (load_tool_config,
+                                             model_cfg_like_runner)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'decssl_mm'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     loader_cfg = cfg.get('knn_val_dataloader') or cfg.get('val_dataloader')
     if not loader_cfg:
         raise SystemExit(f'{args.config}: needs knn_val_dataloader or '
                          'val_dataloader (the labelled test data)')
-    model_cfg = cfg.model
-    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(model_cfg_like_runner(cfg))
     if not has_classifier_head(model):
-        raise SystemExit(f'{args.config}: model {model_cfg.get("type")!r} '
+        raise SystemExit(f'{args.config}: model {cfg.model.get("type")!r} '
                          'has no classifier head to diagnose')
     rnd = load_whole_model(model, args.checkpoint)
     scores, labels = classifier_predictions(

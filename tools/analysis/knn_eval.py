@@ -51,27 +51,19 @@ def knn_loader_cfgs(cfg) -> Tuple[dict, dict]:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    import decssl_mm  # noqa: F401  (compat fixes + registration)
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
     from decssl_mm.evaluation.export import (check_backbone_compat,
                                              extract_backbone_state)
     from decssl_mm.evaluation.knn import build_knn_dataloader, knn_evaluate
     from decssl_mm.registry import MODELS
+    from decssl_mm.utils.tool_config import (load_tool_config,
+                                             model_cfg_like_runner)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'decssl_mm'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     train_cfg, val_cfg = knn_loader_cfgs(cfg)
 
     state, info = extract_backbone_state(args.checkpoint, args.cluster)
     check_backbone_compat(state, cfg.model, args.checkpoint)
-    model_cfg = cfg.model
-    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(model_cfg_like_runner(cfg))
     model.backbone.load_state_dict(state, strict=True)
 
     metrics = knn_evaluate(

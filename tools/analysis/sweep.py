@@ -992,13 +992,11 @@ def _eval_loader_cfgs(cfg: Any, args: argparse.Namespace
 
 
 def _ssl_model_cfg(cfg: Any) -> dict:
-    model = copy.deepcopy(cfg.model)
+    from decssl_mm.utils.tool_config import model_cfg_like_runner
+    model = cfg.model
     if model.get('type') == 'FeatARC':
         model = model['algorithm']
-    if cfg.get('data_preprocessor') is not None:
-        model.setdefault('data_preprocessor', copy.deepcopy(
-            cfg.data_preprocessor))
-    return model
+    return model_cfg_like_runner(cfg, model)
 
 
 def _device(name: str) -> str:
