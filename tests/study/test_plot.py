@@ -109,6 +109,9 @@ def test_drop_series_leaves_out_lines_and_references(results, tmp_path,
         plot.main([results, '--plot', 'featarc', '--filter', 'q=q4',
                    '--out-dir', str(tmp_path), '--drop-series',
                    'FedAvg', 'FeatARC'])
+    with pytest.raises(SystemExit, match="no series named Dec-Sl in"):
+        plot.main([results, '--plot', 'heterogeneity', '--filter', 'q=None',
+                   '--out-dir', str(tmp_path), '--drop-series', 'Dec-Sl'])
 
 
 def test_flat_table_and_errors(results, tmp_path, capsys):

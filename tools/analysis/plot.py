@@ -476,6 +476,11 @@ def make_plot(records: List[dict], plot: str,
     ref_rows, skipped_ref = to_rows(ref_recs, None, series, args.metric,
                                     args.head_label, args.rep_label)
     drop = set(args.drop_series)
+    names = {r[0] for r in rows + ref_rows}
+    if drop - names:
+        raise PlotError(
+            f'--drop-series: no series named {", ".join(sorted(drop - names))}'
+            f' in --plot {plot} (series: {", ".join(sorted(names))})')
     rows = [r for r in rows if r[0] not in drop]
     ref_rows = [r for r in ref_rows if r[0] not in drop]
     if skipped + skipped_ref:
