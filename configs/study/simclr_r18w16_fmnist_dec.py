@@ -1,29 +1,16 @@
 # Study size of the Dec-SSL SimCLR run (configs/decssl/simclr_r18_fmnist_
-# dir0.1.py): ResNet-18 x16 at 32 px, 5,000 training images over 10
-# Dirichlet(0.1) clients, 20 rounds x 1 local epoch. See
-# configs/study/_base_/study_fmnist.py and docs/results.md.
+# dir0.1.py): ResNet-18 x16 at 32 px, the study's pretraining images over 10
+# Dirichlet(0.1) clients, its rounds x local epochs (sizes in
+# configs/study/_base_/study_fmnist.py; docs/results.md).
 _base_ = [
     '../decssl/simclr_r18_fmnist_dir0.1.py',
     './_base_/study_fmnist.py',
 ]
 model = dict(
-    backbone=dict(
-        base_channels={{_base_.study_width}},
-        stem_channels={{_base_.study_width}}),
+    backbone={{_base_.study_backbone}},
     neck=dict(in_channels={{_base_.study_feat_dim}}, hid_channels=256))
-train_dataloader = dict(
-    batch_size={{_base_.study_batch_size}},
-    num_workers={{_base_.study_num_workers}},
-    dataset=dict(
-        dataset=dict(subset={{_base_.study_train_subset}}),
-        partition=dict(
-            num_clients={{_base_.study_num_clients}},
-            min_size={{_base_.study_min_client_size}})))
+train_dataloader = {{_base_.study_train_dataloader}}
 rounds = {{_base_.study_rounds}}
-train_cfg = dict(rounds=rounds, local_epochs={{_base_.study_local_epochs}})
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=rounds, by_epoch=True, begin=0,
-         end=rounds)
-]
-default_hooks = dict(
-    logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=1))
+train_cfg = {{_base_.study_train_cfg}}
+param_scheduler = {{_base_.study_param_scheduler}}
+default_hooks = {{_base_.study_default_hooks}}

@@ -8,29 +8,11 @@ _base_ = [
 ]
 model = dict(
     algorithm=dict(
-        backbone=dict(
-            base_channels={{_base_.study_width}},
-            stem_channels={{_base_.study_width}}),
-        neck=dict(
-            in_channels={{_base_.study_feat_dim}},
-            hid_channels=256,
-            out_channels=256),
-        head=dict(
-            predictor=dict(
-                in_channels=256, hid_channels=64, out_channels=256))))
-train_dataloader = dict(
-    batch_size={{_base_.study_batch_size}},
-    num_workers={{_base_.study_num_workers}},
-    dataset=dict(
-        dataset=dict(subset={{_base_.study_train_subset}}),
-        partition=dict(
-            num_clients={{_base_.study_num_clients}},
-            min_size={{_base_.study_min_client_size}})))
+        backbone={{_base_.study_backbone}},
+        neck={{_base_.study_simsiam_neck}},
+        head={{_base_.study_simsiam_head}}))
+train_dataloader = {{_base_.study_train_dataloader}}
 rounds = {{_base_.study_rounds}}
-train_cfg = dict(rounds=rounds, local_epochs={{_base_.study_local_epochs}})
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=rounds, by_epoch=True, begin=0,
-         end=rounds)
-]
-default_hooks = dict(
-    logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=1))
+train_cfg = {{_base_.study_train_cfg}}
+param_scheduler = {{_base_.study_param_scheduler}}
+default_hooks = {{_base_.study_default_hooks}}

@@ -7,7 +7,7 @@ neighbour of similarity ``s`` adding ``exp(s / T)`` to the score of its
 class.
 """
 import logging
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -175,6 +175,36 @@ def _pool(out) -> torch.Tensor:
     return out.flatten(1)
 
 
+def iter_eval_batches(model: nn.Module, dataloader: Iterable
+                      ) -> Iterator[Tuple[torch.Tensor, Any]]:
+    """Labelled batches preprocessed for an eval-mode forward pass.
+
+    The model is put in eval mode while the batches are consumed and its
+    training mode is restored afterwards; each batch goes through
+    ``model.data_preprocessor`` (its normalisation, no augmentation).
+
+    Args:
+        model (nn.Module): An unwrapped mmpretrain model.
+        dataloader (Iterable): Batches ``dict(inputs, data_samples)``.
+
+    Yields:
+        tuple: ``(preprocessed inputs, data_samples)``.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        for data in dataloader:
+            inputs = data['inputs']
+            if isinstance(inputs, (list, tuple)):
+                inputs = torch.stack(list(inputs))
+            samples = data.get('data_samples')
+            batch = model.data_preprocessor(
+                dict(inputs=inputs, data_samples=samples), False)
+            yield batch['inputs'], samples
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def extract_features(model: nn.Module,
                      dataloader: Iterable,
@@ -201,25 +231,14 @@ def extract_features(model: nn.Module,
         raise ValueError(f"feature must be 'backbone' or 'neck', got "
                          f'{feature!r}')
     model = unwrap_model(model)
-    was_training = model.training
-    model.eval()
     feats, labels = [], []
-    try:
-        for data in dataloader:
-            inputs = data['inputs']
-            if isinstance(inputs, (list, tuple)):
-                inputs = torch.stack(list(inputs))
-            samples = data.get('data_samples')
-            batch = model.data_preprocessor(
-                dict(inputs=inputs, data_samples=samples), False)
-            out = model.backbone(batch['inputs'])
-            if feature == 'neck':
-                out = model.neck(out if isinstance(out, (tuple, list)) else
-                                 (out, ))
-            feats.append(_pool(out).float().cpu())
-            labels.append(_labels_of(samples))
-    finally:
-        model.train(was_training)
+    for inputs, samples in iter_eval_batches(model, dataloader):
+        out = model.backbone(inputs)
+        if feature == 'neck':
+            out = model.neck(out if isinstance(out, (tuple, list)) else
+                             (out, ))
+        feats.append(_pool(out).float().cpu())
+        labels.append(_labels_of(samples))
     if not feats:
         raise ValueError('kNN dataloader is empty')
     return torch.cat(feats), torch.cat(labels)

@@ -281,25 +281,14 @@ def classifier_predictions(model: nn.Module, dataloader: Iterable
         raise TypeError(f'{type(model).__name__} has no classifier head '
                         '(expected an ImageClassifier with extract_feat and '
                         'head)')
-    from .knn import _labels_of
-    was_training = model.training
-    model.eval()
+    from .knn import _labels_of, iter_eval_batches
     scores, labels = [], []
-    try:
-        for data in dataloader:
-            inputs = data['inputs']
-            if isinstance(inputs, (list, tuple)):
-                inputs = torch.stack(list(inputs))
-            samples = data.get('data_samples')
-            batch = model.data_preprocessor(
-                dict(inputs=inputs, data_samples=samples), False)
-            out = model.head(model.extract_feat(batch['inputs']))
-            if isinstance(out, (list, tuple)):
-                out = out[-1]
-            scores.append(out.float().cpu())
-            labels.append(_labels_of(samples))
-    finally:
-        model.train(was_training)
+    for inputs, samples in iter_eval_batches(model, dataloader):
+        out = model.head(model.extract_feat(inputs))
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        scores.append(out.float().cpu())
+        labels.append(_labels_of(samples))
     if not scores:
         raise ValueError('classifier_predictions: the dataloader is empty')
     return torch.cat(scores), torch.cat(labels)

@@ -113,23 +113,17 @@ q4() {
 plots() {
     local P=(tools/analysis/plot.py --out-dir "$OUT/plots")
     mkdir -p "$OUT/plots"
-    for m in linear_top1 knn_top1; do
-        [[ -f "$OUT/q1/results.jsonl" ]] && "$PY" "${P[@]}" \
-            "$OUT/q1/results.jsonl" --plot heterogeneity --metric "$m" \
-            --name "q1_heterogeneity_$m.png" --table \
-            --table-out "$OUT/plots/q1_$m.md"
-        [[ -f "$OUT/q2/results.jsonl" ]] && "$PY" "${P[@]}" \
-            "$OUT/q2/results.jsonl" --plot communication --metric "$m" \
-            --name "q2_communication_$m.png" --table \
-            --table-out "$OUT/plots/q2_$m.md"
-        [[ -f "$OUT/q3/results.jsonl" ]] && "$PY" "${P[@]}" \
-            "$OUT/q3/results.jsonl" --plot participation --metric "$m" \
-            --name "q3_participation_$m.png" --table \
-            --table-out "$OUT/plots/q3_$m.md"
-        [[ -f "$OUT/q4/results.jsonl" ]] && "$PY" "${P[@]}" \
-            "$OUT/q4/results.jsonl" --plot featarc --metric "$m" \
-            --name "q4_featarc_$m.png" --table \
-            --table-out "$OUT/plots/q4_$m.md"
+    local q plot m
+    for q in "1 heterogeneity" "2 communication" "3 participation" \
+             "4 featarc"; do
+        set -- $q
+        plot=$2
+        [[ -f "$OUT/q$1/results.jsonl" ]] || continue
+        for m in linear_top1 knn_top1; do
+            "$PY" "${P[@]}" "$OUT/q$1/results.jsonl" --plot "$plot" \
+                --metric "$m" --name "q$1_${plot}_$m.png" --table \
+                --table-out "$OUT/plots/q$1_$m.md"
+        done
     done
     return 0
 }

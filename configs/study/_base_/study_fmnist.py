@@ -32,6 +32,38 @@ study_local_epochs = 1
 study_batch_size = 64
 study_num_workers = 1
 
+# The blocks every study config merges into its twin's keys
+# (`train_dataloader = {{_base_.study_train_dataloader}}`, ...): mmengine
+# refuses one key in two `_base_` files, so the sizes travel under study_*
+# names and each leaf config assigns them.
+study_backbone = dict(base_channels=study_width, stem_channels=study_width)
+study_train_dataloader = dict(
+    batch_size=study_batch_size,
+    num_workers=study_num_workers,
+    dataset=dict(
+        dataset=dict(subset=study_train_subset),
+        partition=dict(
+            num_clients=study_num_clients, min_size=study_min_client_size)))
+# one client holding every image (centralized baselines): no client split
+study_central_train_dataloader = dict(
+    batch_size=study_batch_size,
+    num_workers=study_num_workers,
+    dataset=dict(dataset=dict(subset=study_train_subset)))
+study_train_cfg = dict(rounds=study_rounds, local_epochs=study_local_epochs)
+# classifiers validate their own head once, after the last round
+study_sl_train_cfg = dict(study_train_cfg, val_interval=10000)
+study_param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=study_rounds, by_epoch=True,
+         begin=0, end=study_rounds)
+]
+study_default_hooks = dict(
+    logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=1))
+# SimSiam heads at width 16: projector 128-256-256, predictor 256-64-256
+study_simsiam_neck = dict(
+    in_channels=study_feat_dim, hid_channels=256, out_channels=256)
+study_simsiam_head = dict(
+    predictor=dict(in_channels=256, hid_channels=64, out_channels=256))
+
 # Labelled, un-augmented loaders of the evaluation (kNN bank / probe train
 # set = the pretraining images; queries / probe test set = test images).
 knn_pipeline = [
