@@ -6,61 +6,11 @@ does not say what *is* registered. :func:`check_registered_types` looks
 every ``type`` of a federated config up first and names the key, the
 registered alternatives and the closest match.
 """
-import difflib
-from typing import Any, Dict, List, Optional
-
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 
 from .config_check import _LOADERS, iter_dataset_cfgs
+from .registry_utils import check_type, registered_names  # noqa: F401
 
-
-
-def registered_names(registry, base: Optional[type] = None) -> List[str]:
-    """Names visible from ``registry`` (its own and its parents').
-
-    Args:
-        registry (Registry): The registry.
-        base (type, optional): Only classes derived from it.
-
-    Returns:
-        list[str]: Sorted names.
-    """
-    names: Dict[str, Any] = {}
-    reg = registry
-    while reg is not None:
-        for name, obj in reg.module_dict.items():
-            names.setdefault(name, obj)
-        reg = reg.parent
-    return sorted(n for n, obj in names.items()
-                  if base is None or (isinstance(obj, type)
-                                      and issubclass(obj, base)))
-
-
-def check_type(registry, cfg: Any, key: str,
-               base: Optional[type] = None) -> None:
-    """Raise a KeyError naming ``key`` if ``cfg['type']`` is unknown.
-
-    Args:
-        registry (Registry): Where the type must be registered.
-        cfg: A component config (anything but a dict with a string
-            ``type`` is not checked).
-        key (str): The config key of ``cfg``, for the message.
-        base (type, optional): Restrict the listed names to subclasses of
-            ``base`` (e.g. models: only complete algorithms).
-
-    Raises:
-        KeyError: Naming the key, the registered names and close matches.
-    """
-    if not isinstance(cfg, (dict, ConfigDict)):
-        return
-    name = cfg.get('type')
-    if not isinstance(name, str) or registry.get(name) is not None:
-        return
-    names = registered_names(registry, base)
-    close = difflib.get_close_matches(name.split('.')[-1], names, n=3)
-    hint = f' Did you mean {close}?' if close else ''
-    raise KeyError(f'{key}.type {name!r} is not registered in the '
-                   f'{registry.name!r} registry.{hint} Registered: {names}')
 
 
 def check_registered_types(cfg: Config) -> None:
