@@ -6,7 +6,8 @@ of the same kind (scope ``decssl_mm``), so that a config with
 (and mmengine) component through the parent chain, e.g. ``type='MoCo'``.
 Components of the federated engine that have no OpenMMLab counterpart get
 root registries of their own (``PARTITIONERS``, ``AGGREGATORS``,
-``CLIENT_SAMPLERS``, ``CLIENT_STATE_STORES``).
+``CLIENT_SAMPLERS``, ``CLIENT_STATE_STORES``, ``CLIENT_TRAINERS``,
+``SERVERS``).
 """
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
@@ -23,7 +24,7 @@ from mmpretrain.registry import TRANSFORMS as MMPRE_TRANSFORMS
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'HOOKS', 'LOOPS',
     'METRICS', 'EVALUATOR', 'MODEL_WRAPPERS', 'PARTITIONERS', 'AGGREGATORS',
-    'CLIENT_SAMPLERS', 'CLIENT_STATE_STORES'
+    'CLIENT_SAMPLERS', 'CLIENT_STATE_STORES', 'CLIENT_TRAINERS', 'SERVERS'
 ]
 
 # A child registry looks up its parents' tables directly, without their lazy
@@ -77,3 +78,6 @@ AGGREGATORS = Registry('aggregator', locations=['decssl_mm.federated'])
 CLIENT_SAMPLERS = Registry('client sampler', locations=['decssl_mm.federated'])
 CLIENT_STATE_STORES = Registry(
     'client state store', locations=['decssl_mm.federated'])
+CLIENT_TRAINERS = Registry(
+    'client trainer', locations=['decssl_mm.federated.trainers'])
+SERVERS = Registry('server', locations=['decssl_mm.federated.servers'])

@@ -1,7 +1,7 @@
 # FeatARC on the Dec-SSL simclr twin (configs/decssl/simclr_r18_fmnist_dir0.1.py):
 # the same model, data, partition and schedule; the model is wrapped in
 # FeatARC (SSL loss + alignment to the round-start cluster model) and the
-# rounds run FeatARCTrainLoop (settings in
+# rounds use the ClusteredServer (settings in
 # configs/_base_/federated/featarc_fmnist.py). See docs/algorithms.md.
 _base_ = [
     '../decssl/simclr_r18_fmnist_dir0.1.py',

@@ -3,12 +3,14 @@ from .aggregators import (BaseAggregator, ClientUpdateRejected, FedAdam,
 from .client_isolation import client_local_ops
 from .client_sampler import UniformClientSampler
 from .client_state import DiskClientStateStore
-from .featarc_loop import FeatARCTrainLoop
+from .featarc_loop import featarc_train_loop
 from .federated_hook import FederatedStateHook
 from .loop import FederatedTrainLoop
 from .model_wrapper import FederatedModelWrapper
 from .rank_assignment import assign_clients_to_ranks
 from .round_batch_sampler import ClientRoundBatchSampler
+from .servers import ClusteredServer, FedAvgServer
+from .trainers import ClientTrainer, FedEMATrainer, FedProxTrainer
 from .seeded_sampler import ClientSeededBatchSampler
 
 __all__ = [
@@ -16,5 +18,6 @@ __all__ = [
     'client_local_ops', 'UniformClientSampler', 'DiskClientStateStore',
     'FederatedStateHook', 'FederatedTrainLoop', 'FederatedModelWrapper',
     'assign_clients_to_ranks', 'ClientRoundBatchSampler',
-    'ClientSeededBatchSampler', 'FeatARCTrainLoop'
+    'ClientSeededBatchSampler', 'featarc_train_loop', 'FedAvgServer',
+    'ClusteredServer', 'ClientTrainer', 'FedProxTrainer', 'FedEMATrainer'
 ]

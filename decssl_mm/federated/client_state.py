@@ -1,11 +1,14 @@
 """Client-local state between a client's rounds, kept on disk."""
+import logging
 import os
 import os.path as osp
+import pickle
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import torch
 from mmengine.dist import is_main_process
+from mmengine.logging import print_log
 
 from decssl_mm.registry import CLIENT_STATE_STORES
 from decssl_mm.utils.io import atomic_torch_save, safe_torch_load
@@ -26,10 +29,12 @@ class DiskClientStateStore:
 
     Versions make resume exact: the index ``client -> round of its latest
     state`` is saved in each checkpoint (:meth:`state_dict`); a version stays
-    on disk while the last written checkpoint refers to it, so a run killed
-    mid-round resumes from states consistent with its checkpoint. At most two
-    versions per client exist (the committed one and a newer one), and
-    versions that no checkpoint can refer to any more are deleted.
+    on disk while ANY checkpoint still on disk refers to it (the loop tells
+    :meth:`prune` which checkpoints exist; when ``max_keep_ckpts`` removes a
+    checkpoint, the versions only it referred to go at the next round). So a
+    run killed mid-round resumes from states consistent with its checkpoint,
+    and resuming from an older kept checkpoint leaves the files of the newer
+    ones in place until the resumed run overwrites them.
 
     Under torch.distributed only rank 0 deletes files: checkpoints (and so
     :meth:`commit`) happen on rank 0 alone, and another rank cannot tell the
@@ -46,8 +51,11 @@ class DiskClientStateStore:
         self.subdir = subdir
         self.root: Optional[str] = None
         self.index: Dict[int, int] = {}
-        self.committed: Dict[int, int] = {}
-        self._pending_delete: List[str] = []
+        #: checkpoint round -> the index that checkpoint refers to
+        self.refs: Dict[int, Dict[int, int]] = {}
+        #: versions on disk this store manages
+        self.known: Set[Tuple[int, int]] = set()
+        self._warned: set = set()
 
     def setup(self, work_dir: str) -> None:
         """Create the directory under ``work_dir``."""
@@ -59,11 +67,35 @@ class DiskClientStateStore:
         return osp.join(self.root, f'client_{client_id:06d}.r{round_idx:06d}.pth')
 
     def load(self, client_id: int) -> Optional[Dict[str, Any]]:
-        """Read a client's latest state, or None if it has none yet."""
-        r = self.index.get(int(client_id))
+        """Read a client's latest state, or None if it has none.
+
+        A missing or truncated file does not exclude the client: it is
+        logged at WARNING (once per file) and the client restarts from the
+        server's model with fresh local state. A file refused for holding
+        code (tampering) raises: the client fails its round, loudly.
+
+        Raises:
+            ValueError: If the file holds objects other than tensors and
+                plain containers.
+        """
+        client_id = int(client_id)
+        r = self.index.get(client_id)
         if r is None:
             return None
-        return safe_torch_load(self._path(client_id, r))
+        path = self._path(client_id, r)
+        try:
+            return safe_torch_load(path)
+        except (OSError, ValueError) as e:
+            if isinstance(e.__cause__, pickle.UnpicklingError):
+                raise
+            if path not in self._warned:
+                self._warned.add(path)
+                print_log(
+                    f'Client {client_id}: its state file {path} cannot be '
+                    f'read ({type(e).__name__}: {e}); the client restarts '
+                    'from the server model with fresh local state.',
+                    logger='current', level=logging.WARNING)
+            return None
 
     def save(self, client_id: int, state: Dict[str, Any],
              round_idx: int) -> None:
@@ -76,55 +108,121 @@ class DiskClientStateStore:
         """
         client_id = int(client_id)
         atomic_torch_save(state, self._path(client_id, round_idx))
-        prev = self.index.get(client_id)
-        if is_main_process() and prev is not None and prev != round_idx \
-                and prev != self.committed.get(client_id):
-            self._remove(self._path(client_id, prev))
-        self.index[client_id] = int(round_idx)
+        self.merge_index({client_id: round_idx})
 
     def merge_index(self, updates: Dict[int, int]) -> None:
-        """Adopt index entries written by other ranks this round."""
-        for k, r in updates.items():
-            self.index[int(k)] = int(r)
+        """Adopt new versions (this rank's or other ranks' of this round).
 
-    def commit(self) -> None:
-        """Mark the current index as referenced by a checkpoint.
-
-        Versions superseded by it are deleted at the next :meth:`prune`
-        (after the checkpoint file is safely written).
+        On rank 0 a superseded version is deleted at once unless a
+        checkpoint refers to it.
         """
-        for k, r in self.committed.items():
-            if self.index.get(k) != r:
-                self._pending_delete.append(self._path(k, r))
-        self.committed = dict(self.index)
+        for k, r in updates.items():
+            k, r = int(k), int(r)
+            prev = self.index.get(k)
+            self.index[k] = r
+            self.known.add((k, r))
+            if is_main_process() and prev is not None and prev != r and \
+                    (k, prev) not in self.needed():
+                self._remove(self._path(k, prev))
+                self.known.discard((k, prev))
 
-    def prune(self) -> None:
-        """Delete versions that no written checkpoint can refer to."""
-        for p in self._pending_delete:
-            self._remove(p)
-        self._pending_delete = []
+    # ----------------------------------------------------- checkpoint refs
+    @property
+    def committed(self) -> Dict[int, int]:
+        """The index of the newest checkpoint (empty before the first)."""
+        return self.refs[max(self.refs)] if self.refs else {}
 
-    def remove_orphans(self) -> int:
-        """Delete files not in the index (left by an interrupted round).
+    def needed(self) -> Set[Tuple[int, int]]:
+        """Versions the current index or a kept checkpoint refers to."""
+        out = set(self.index.items())
+        for idx in self.refs.values():
+            out.update(idx.items())
+        return out
+
+    def commit(self, round_idx: Optional[int] = None) -> None:
+        """Record that the checkpoint of ``round_idx`` refers to the index.
+
+        Its versions stay on disk while that checkpoint file exists.
+
+        Args:
+            round_idx (int, optional): Rounds completed at the checkpoint.
+                Defaults to one after the newest recorded checkpoint.
+        """
+        if round_idx is None:
+            round_idx = max(self.refs) + 1 if self.refs else 0
+        self.refs[int(round_idx)] = dict(self.index)
+
+    def adopt_checkpoint(self, round_idx: int, index: Dict[int, int]) -> None:
+        """Keep the versions another checkpoint on disk refers to."""
+        index = {int(k): int(r) for k, r in index.items()}
+        self.refs[int(round_idx)] = index
+        self.known.update(index.items())
+
+    def prune(self, alive: Optional[Callable[[int], bool]] = None) -> None:
+        """Delete versions that no kept checkpoint refers to.
+
+        Args:
+            alive (callable, optional): ``alive(round)`` tells whether the
+                checkpoint of that round still exists. Without it only the
+                newest checkpoint is assumed to exist.
+        """
+        if self.refs:
+            newest = max(self.refs)
+            self.refs = {
+                r: idx for r, idx in self.refs.items()
+                if (alive(r) if alive is not None else r == newest)
+            }
+        needed = self.needed()
+        for k, r in sorted(self.known - needed):
+            self._remove(self._path(k, r))
+        self.known &= needed
+
+    def remove_orphans(self) -> List[str]:
+        """Delete files no kept checkpoint and not the index refers to.
+
+        Used when a run starts: files of an interrupted round, of a run
+        killed before its first checkpoint, and temporary files.
+
+        Returns:
+            list[str]: Names of the removed files.
+        """
+        if self.root is None or not osp.isdir(self.root):
+            return []
+        needed = self.needed()
+        removed = []
+        for name in sorted(os.listdir(self.root)):
+            m = _FILE_RE.match(name)
+            if m is None and not name.endswith('.tmp'):
+                continue
+            if m is not None and (int(m.group(1)), int(m.group(2))) in needed:
+                continue
+            self._remove(osp.join(self.root, name))
+            removed.append(name)
+        self.known = set(needed)
+        return removed
+
+    def remove_stale(self, resumed: bool) -> int:
+        """Delete the files a starting run cannot use; log them at WARNING.
+
+        On resume: versions no kept checkpoint refers to (the interrupted
+        round); versions that newer checkpoints on disk refer to stay. On a
+        fresh start: every file (e.g. of a run killed before its first
+        checkpoint).
+
+        Args:
+            resumed (bool): Whether the run resumes from a checkpoint.
 
         Returns:
             int: Number of files removed.
         """
-        if self.root is None or not osp.isdir(self.root):
-            return 0
-        removed = 0
-        for name in os.listdir(self.root):
-            m = _FILE_RE.match(name)
-            if m is None:
-                if name.endswith('.tmp'):
-                    self._remove(osp.join(self.root, name))
-                    removed += 1
-                continue
-            k, r = int(m.group(1)), int(m.group(2))
-            if self.index.get(k) != r:
-                self._remove(osp.join(self.root, name))
-                removed += 1
-        return removed
+        removed = self.remove_orphans()
+        if removed:
+            what = 'that no kept checkpoint refers to' if resumed else \
+                'left in the work dir by an earlier run'
+            print_log(f'Removed {len(removed)} client-state files {what}: '
+                      f'{removed[:5]}' + (' ...' if len(removed) > 5 else ''),
+                      logger='current', level=logging.WARNING)
+        return len(removed)
 
     @staticmethod
     def _remove(path: str) -> None:
@@ -148,10 +246,17 @@ class DiskClientStateStore:
                                    dtype=torch.int64)
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore the index of a checkpoint and drop newer orphans."""
+    def load_state_dict(self, state: dict,
+                        round_idx: Optional[int] = None) -> None:
+        """Restore the index of the checkpoint resumed from.
+
+        Args:
+            state (dict): :meth:`state_dict` of the checkpoint.
+            round_idx (int, optional): Rounds completed at that checkpoint.
+        """
         clients = state['clients'].tolist()
         rounds = state['rounds'].tolist()
         self.index = {int(k): int(r) for k, r in zip(clients, rounds)}
-        self.committed = dict(self.index)
-        self._pending_delete = []
+        self.known.update(self.index.items())
+        self.refs[int(round_idx) if round_idx is not None else
+                  (max(self.refs) + 1 if self.refs else 0)] = dict(self.index)

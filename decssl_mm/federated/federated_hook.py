@@ -19,9 +19,10 @@ class FederatedStateHook(Hook):
 
     @staticmethod
     def _loop(runner):
-        from .loop import FederatedTrainLoop
+        # the built train loop, if it is federated (a config dict before
+        # the loop is built, or another loop, has no federated state)
         loop = getattr(runner, '_train_loop', None)
-        return loop if isinstance(loop, FederatedTrainLoop) else None
+        return loop if getattr(loop, 'is_federated', False) else None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         loop = self._loop(runner)

@@ -34,7 +34,9 @@ def check_registered_types(cfg: Config) -> None:
     check_type(reg.LOOPS, tcfg, 'train_cfg')
     for key, registry in (('aggregator', reg.AGGREGATORS),
                           ('sampler', reg.CLIENT_SAMPLERS),
-                          ('client_state', reg.CLIENT_STATE_STORES)):
+                          ('client_state', reg.CLIENT_STATE_STORES),
+                          ('server', reg.SERVERS),
+                          ('trainer', reg.CLIENT_TRAINERS)):
         check_type(registry, tcfg.get(key), f'train_cfg.{key}')
     for loader in _LOADERS:
         lcfg = cfg.get(loader) or {}

@@ -82,8 +82,8 @@ def tiny_cfg(config: str,
         cfg.train_cfg.rounds = rounds
         cfg.train_cfg.local_iters = local_iters
         cfg.train_cfg.local_epochs = local_epochs
-        if 'feat_batch_size' in cfg.train_cfg:
-            cfg.train_cfg.feat_batch_size = 32
+        if 'feat_batch_size' in (cfg.train_cfg.get('server') or {}):
+            cfg.train_cfg.server.feat_batch_size = 32
     else:
         cfg.train_cfg.max_epochs = rounds
         cfg.train_cfg.val_interval = rounds

@@ -1,7 +1,7 @@
 """FeatARC's assignment and cluster-wise aggregation on constructed cases.
 
-The loop's own methods run on a loop object whose runner, dataset and
-model are tiny stand-ins (no Runner, no ResNet), so that the expected
+The clustered server's own methods run on a server whose loop, dataset
+and model are tiny stand-ins (no Runner, no ResNet), so that the expected
 results can be written down by hand.
 """
 import copy
@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.logging import MessageHub
 
 from decssl_mm.federated.aggregators import FedAvg
 from decssl_mm.federated.client_state import DiskClientStateStore
-from decssl_mm.federated.featarc_loop import FeatARCTrainLoop
+from decssl_mm.federated.servers import ClusteredServer
 
 
 # ----------------------------------------------------------------- stand-ins
@@ -84,31 +83,27 @@ def _with_prefix(module: nn.Module) -> dict:
 
 def bare_loop(tmp_path, dataset=None, backbone=None, clusters=(),
               client_sizes=(), export_rule='most_samples'):
-    """A FeatARCTrainLoop with only what the tested methods read."""
-    loop = FeatARCTrainLoop.__new__(FeatARCTrainLoop)
+    """A ClusteredServer with only what the tested methods read."""
+    loop = ClusteredServer.__new__(ClusteredServer)
     model = nn.Module()
     model.backbone = backbone or nn.Identity()
     model.data_preprocessor = _Preprocessor()
-    loop._runner = SimpleNamespace(
-        model=model,
-        message_hub=MessageHub.get_instance(f'featarc-{id(loop)}'))
-    loop.dataset = dataset
+    store = DiskClientStateStore()
+    store.setup(str(tmp_path))
+    loop.loop = SimpleNamespace(
+        model=model, dataset=dataset, store=store, seed=0,
+        client_sizes=np.asarray(client_sizes, np.int64))
+    loop.client_sizes = loop.loop.client_sizes
     loop.num_clusters = len(clusters)
     loop.clusters = [dict(c) for c in clusters]
     loop.feat_batch_size = 16
     loop.assign_max_samples = None
-    loop.seed = 0
     loop._eval_pipeline = lambda info: {'inputs': info['img']}
-    loop.store = DiskClientStateStore()
-    loop.store.setup(str(tmp_path))
     loop._probes, loop._probes_fresh = [], False
-    loop.client_sizes = np.asarray(client_sizes, np.int64)
-    loop.num_clients = len(client_sizes)
-    loop.assignment = np.full(loop.num_clients, -1, np.int64)
+    loop.assignment = np.full(len(client_sizes), -1, np.int64)
     loop.export_rule = export_rule
     loop.round_assignment = {}
     loop.chosen = 0
-    loop.comm_bytes_total = 0
     loop._assign_bytes = 0
     return loop
 
@@ -210,7 +205,7 @@ def _cluster_round(loop, updates, assignment):
         loop.assignment[k] = c
     loop.global_state = {k: v.clone() for k, v in loop.clusters[0].items()}
     for k in [2, 0, 3, 1]:  # shuffled order
-        loop.add_client_update(k, updates[k], int(loop.client_sizes[k]))
+        loop.add(k, updates[k], int(loop.client_sizes[k]))
     loop.finish_round(0)
 
 

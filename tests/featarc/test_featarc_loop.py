@@ -32,8 +32,8 @@ def _load(path):
 def test_every_featarc_config_runs_one_round(algo, fmnist_root, tmp_path):
     runner = Runner.from_cfg(_cfg(algo, tmp_path, fmnist_root))
     runner.train()
-    loop = runner.train_loop
-    assert loop.iter == 4
+    assert runner.train_loop.iter == 4
+    loop = runner.train_loop.server
     hub = runner.message_hub
     for key in ('train/loss', 'train/loss_align'):
         assert np.isfinite(hub.get_scalar(key).current()), key
@@ -60,7 +60,7 @@ def test_every_featarc_config_runs_one_round(algo, fmnist_root, tmp_path):
 def test_assignment_follows_the_scores(fmnist_root, tmp_path):
     runner = Runner.from_cfg(_cfg('simclr', tmp_path, fmnist_root, rounds=2))
     runner.train()
-    loop = runner.train_loop
+    loop = runner.train_loop.server
     assert set(loop.round_scores) == {0, 1, 2, 3}
     for k, scores in loop.round_scores.items():
         assert scores is not None and len(scores) == 2
@@ -78,7 +78,7 @@ def test_export_of_a_cluster(fmnist_root, tmp_path):
     runner = Runner.from_cfg(_cfg('simclr', tmp_path, fmnist_root))
     runner.train()
     path = osp.join(str(tmp_path), 'epoch_1.pth')
-    loop = runner.train_loop
+    loop = runner.train_loop.server
     for c in range(2):
         state, _ = extract_backbone_state(path, c)
         want = loop.clusters[c]['backbone.conv1.weight']
@@ -102,7 +102,7 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
     cfg.load_from = str(tmp_path / 'b' / 'epoch_2.pth')
     resumed = Runner.from_cfg(cfg)
     resumed.train()
-    a, b = straight.train_loop, resumed.train_loop
+    a, b = straight.train_loop.server, resumed.train_loop.server
     assert a.assignment.tolist() == b.assignment.tolist()
     assert a.chosen == b.chosen
     for ca, cb in zip(a.clusters, b.clusters):
@@ -112,12 +112,44 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
 
 
 @pytest.mark.parametrize('extra,match', [
-    ({'train_cfg.num_clusters': 0}, 'train_cfg.num_clusters'),
-    ({'train_cfg.eval_pipeline': None}, 'train_cfg.eval_pipeline'),
-    ({'train_cfg.export_rule': 'best_test'}, 'train_cfg.export_rule'),
-    ({'train_cfg.assign_max_samples': 0}, 'train_cfg.assign_max_samples'),
+    ({'train_cfg.server.num_clusters': 0}, 'train_cfg.server.num_clusters'),
+    ({'train_cfg.server.eval_pipeline': None},
+     'train_cfg.server.eval_pipeline'),
+    ({'train_cfg.server.export_rule': 'best_test'},
+     'train_cfg.server.export_rule'),
+    ({'train_cfg.server.assign_max_samples': 0},
+     'train_cfg.server.assign_max_samples'),
 ])
 def test_bad_featarc_settings(extra, match, fmnist_root, tmp_path):
     cfg = _cfg('simclr', tmp_path, fmnist_root, extra=extra)
     with pytest.raises(ValueError, match=match):
+        Runner.from_cfg(cfg).train()
+
+
+def _legacy_cfg(work_dir, fmnist_root, **settings):
+    """The FeatARC config written with ``type='FeatARCTrainLoop'``."""
+    cfg = _cfg('simclr', work_dir, fmnist_root)
+    server = dict(cfg.train_cfg.pop('server'))
+    server.pop('type')
+    cfg.train_cfg.update(server, type='FeatARCTrainLoop', **settings)
+    return cfg
+
+
+def test_legacy_featarc_loop_type_equals_clustered_server(
+        fmnist_root, tmp_path):
+    new = Runner.from_cfg(_cfg('simclr', tmp_path / 'new', fmnist_root))
+    new.train()
+    old = Runner.from_cfg(_legacy_cfg(tmp_path / 'old', fmnist_root))
+    old.train()
+    a, b = new.train_loop.server, old.train_loop.server
+    assert type(b).__name__ == 'ClusteredServer'
+    assert a.assignment.tolist() == b.assignment.tolist()
+    for ca, cb in zip(a.clusters, b.clusters):
+        for k in ca:
+            assert torch.equal(ca[k], cb[k]), k
+
+
+def test_legacy_featarc_loop_errors_name_its_keys(fmnist_root, tmp_path):
+    cfg = _legacy_cfg(tmp_path, fmnist_root, num_clusters=0)
+    with pytest.raises(ValueError, match=r'train_cfg\.num_clusters'):
         Runner.from_cfg(cfg).train()

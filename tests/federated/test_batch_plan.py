@@ -29,7 +29,7 @@ def test_local_epochs_cover_each_sample_once_per_epoch(fmnist_root,
         assert set(idx) == own
         n = len(own)
         assert len(idx) == 2 * n - 2 * int(n % 8 == 1)
-        assert len(batches) == loop._num_client_batches(n)
+        assert len(batches) == loop.planner.num_client_batches(n)
         assert all(len(b) > 1 for b in batches)
 
 

@@ -31,9 +31,11 @@ def test_one_vs_two_processes(fmnist_root, tmp_path):
                 v, init['state_dict'][k]):
             changed += 1
     assert changed > 10
-    # every client's state was written by one of the two ranks
+    # every client's state was written by one of the two ranks, in each
+    # round (both checkpoints are kept, so both rounds' versions stay)
     names = sorted(os.listdir(osp.join(two, 'client_states')))
-    assert len(names) == 4
+    assert names == [f'client_{k:06d}.r{r:06d}.pth'
+                     for k in range(4) for r in range(2)]
 
 
 def _isolated_moco(rank: int, port: int, out: str) -> None:

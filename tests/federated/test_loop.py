@@ -8,6 +8,7 @@ import torch
 from mmengine.runner import Runner
 
 from _helpers.configs import tiny_federated_cfg
+from decssl_mm.federated.round_data import client_loader
 
 SIMCLR = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
 MOCO = 'configs/decssl/mocov2_r18_fmnist_dir0.1.py'
@@ -77,11 +78,11 @@ def test_global_model_is_weighted_mean_of_clients(fmnist_root, tmp_path):
         r2.call_hook('before_run')
         r2._init_model_weights()
         l2 = r2.train_loop
-        l2._setup_global_state()
-        l2.aggregator.begin_round(l2.global_state)
+        l2.server.setup(l2)
+        l2.server.begin_round(0, [k])
         r2.call_hook('before_train_epoch')
-        l2._train_client(k, l2._client_loader(l2.client_batches(k, 0)), 0,
-                         0)
+        l2.trainer.train_client(
+            k, client_loader(l2.dataloader, l2.client_batches(k, 0)), 0, 0)
         sd = r2.model.state_dict()
         w = sizes[k] / sizes.sum()
         part = {n: sd[n].double() * w for n in loop.exchanged_keys

@@ -6,17 +6,18 @@
 # them:
 #   model = dict(_delete_=True, type='FeatARC', algorithm={{_base_.model}},
 #                align_weight={{_base_.featarc_align_weight}})
-#   train_cfg = {{_base_.featarc_train_cfg}}
+#   train_cfg = {{_base_.featarc_train_cfg}}  (merged into train_cfg)
 featarc_eval_pipeline = [
     dict(type='GrayToRGB'),
     dict(type='Resize', scale=(32, 32)),
     dict(type='PackInputs'),
 ]
 featarc_align_weight = 1.0  # lambda of the alignment term
-featarc_train_cfg = dict(
-    type='FeatARCTrainLoop',
+featarc_server = dict(
+    type='ClusteredServer',
     num_clusters=2,
     eval_pipeline=featarc_eval_pipeline,
     feat_batch_size=256,
     assign_max_samples=None,  # score clusters on every client sample
     export_rule='most_samples')
+featarc_train_cfg = dict(server=featarc_server)

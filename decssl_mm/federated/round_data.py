@@ -1,0 +1,84 @@
+"""A round's data: one stream over the DataLoader, read client by client."""
+import copy
+from typing import Iterator, List, Tuple
+
+from torch.utils.data import DataLoader
+
+Batch = List[Tuple[int, int]]
+
+
+class ClientSlice:
+    """The next ``n`` batches of a round's data stream: one client's share.
+
+    The round's batches of every client of this rank come from ONE iterator
+    over the DataLoader, so its workers prefetch the next client's first
+    batches while the current client trains its last ones (no pipeline
+    bubble at client boundaries).
+
+    Args:
+        stream (Iterator): The round's iterator over the DataLoader.
+        n (int): Number of batches of the client.
+    """
+
+    def __init__(self, stream: Iterator, n: int) -> None:
+        self.stream = stream
+        self.left = int(n)
+
+    def __iter__(self):
+        while self.left > 0:
+            self.left -= 1  # a batch that fails to load is consumed too
+            yield next(self.stream)
+
+    def drain(self) -> None:
+        """Skip the client's remaining batches (after it failed)."""
+        while self.left > 0:
+            self.left -= 1
+            try:
+                next(self.stream)
+            except StopIteration:
+                return
+            except Exception:  # noqa: B902 - a bad batch of a dropped client
+                continue
+
+
+def client_loader(dataloader: DataLoader, batches: List[Batch]) -> DataLoader:
+    """A single-process loader of one client's batches (for retries).
+
+    The augmentation seeds travel with the indices, so the batches equal
+    those the round's stream served.
+
+    Args:
+        dataloader (DataLoader): The round's loader (dataset, collate).
+        batches (list): The client's planned batches.
+    """
+    return DataLoader(dataloader.dataset, batch_sampler=batches,
+                      num_workers=0, collate_fn=dataloader.collate_fn,
+                      pin_memory=dataloader.pin_memory)
+
+
+def with_round_batch_sampler(cfg: dict) -> dict:
+    """``train_dataloader`` with the round batch sampler the loop drives.
+
+    Args:
+        cfg (dict): The ``train_dataloader`` config.
+
+    Returns:
+        dict: A copy whose batch sampler is ``ClientRoundBatchSampler``.
+
+    Raises:
+        ValueError: If the config names another batch sampler.
+    """
+    cfg = copy.deepcopy(cfg)
+    bs = cfg.get('batch_sampler') or {}
+    if bs.get('type', 'ClientRoundBatchSampler') not in (
+            'ClientRoundBatchSampler', 'decssl_mm.ClientRoundBatchSampler'):
+        raise ValueError('train_dataloader.batch_sampler is set by the '
+                         'federated loop; remove '
+                         f"{bs.get('type')!r} from the config.")
+    bs['type'] = 'ClientRoundBatchSampler'
+    if 'drop_last' in cfg:
+        bs.setdefault('drop_last', cfg.pop('drop_last'))
+    cfg['batch_sampler'] = bs
+    cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    cfg.setdefault('collate_fn', dict(type='default_collate'))
+    return cfg

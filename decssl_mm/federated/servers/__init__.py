@@ -1,0 +1,4 @@
+from .clustered_server import ClusteredServer
+from .fedavg_server import FedAvgServer
+
+__all__ = ['FedAvgServer', 'ClusteredServer']
