@@ -44,6 +44,8 @@ def _bad(kind):
         del s['b']
     elif kind == 'one_element_shape':  # would broadcast in add_
         s['b'] = torch.tensor([50.0])
+    elif kind == 'wrong_shape_second_key':  # fails after 'a' is summed
+        s['b'] = torch.full((3, ), 50.0)
     elif kind == 'int_for_float_key':
         s['b'] = torch.ones(2, 2, dtype=torch.int64)
     elif kind == 'float_for_int_key':
@@ -57,12 +59,13 @@ def _bad(kind):
 
 BAD_KINDS = [
     'nan_in_second_key', 'second_key_missing', 'one_element_shape',
-    'int_for_float_key', 'float_for_int_key', 'inf_in_buffer', 'not_a_tensor'
+    'wrong_shape_second_key', 'int_for_float_key', 'float_for_int_key', 'inf_in_buffer', 'not_a_tensor'
 ]
 BAD_KEY = {
     'nan_in_second_key': "'b'",
     'second_key_missing': "'b'",
     'one_element_shape': "'b'",
+    'wrong_shape_second_key': "'b'",
     'int_for_float_key': "'b'",
     'float_for_int_key': "'bn.num_batches_tracked'",
     'inf_in_buffer': "'bn.running_var'",
@@ -120,7 +123,7 @@ def test_server_state_untouched_by_refused_client(name):
                 agg.add(i, _honest(i + r), 10)
                 if with_bad and i == 1:
                     with pytest.raises(ClientUpdateRejected):
-                        agg.add(99, _bad('nan_in_second_key'), 10)
+                        agg.add(99, _bad('wrong_shape_second_key'), 10)
             g = {**g, **agg.finalize()}
         return g, agg.state_dict()
 
