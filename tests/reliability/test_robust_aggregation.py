@@ -321,6 +321,9 @@ _DIST_CFGS = [
     dict(type='CoordinateMedian', chunk_size=999),
     dict(type='TrimmedMean', trim_ratio=0.2, buffer='disk', chunk_size=1234),
     dict(type='NormClippedFedAvg', clip_factor=1.0),
+    # FedBN: BN statistics gathered for the exported model
+    dict(type='CoordinateMedian', exclude=[r'(^|\.)bn\.']),
+    dict(type='FedAvg', exclude=[r'(^|\.)bn\.']),
 ]
 
 
@@ -366,6 +369,7 @@ def test_two_ranks_equal_one_process(tmp_path):
             for i, cfg in enumerate(_DIST_CFGS):
                 single = _aggregate(AGGREGATORS.build(cfg), bad,
                                     [10 + k for k in range(5)])
+                assert 'bn.running_mean' in single
                 for key, v in single.items():
                     w = got[f'{split}/{i}'][key]
                     assert torch.allclose(v.double(), w.double(),
