@@ -138,3 +138,111 @@ def test_bad_arguments():
         FedAvg(weighting='size')
     with pytest.raises(ValueError, match='momentum'):
         FedAvgM(momentum=1.0)
+
+
+# ------------------------------------------------ parameters and buffers
+def _bn_global():
+    return {
+        'conv.weight': torch.zeros(2),
+        'bn.weight': torch.ones(2),
+        'bn.running_mean': torch.zeros(2),
+        'bn.running_var': torch.ones(2),
+        'bn.num_batches_tracked': torch.tensor(0),
+    }
+
+
+def _bn_client(w, rm, rv, nbt):
+    return {
+        'conv.weight': torch.tensor(w),
+        'bn.weight': torch.tensor([2.0, 2.0]),
+        'bn.running_mean': torch.tensor(rm),
+        'bn.running_var': torch.tensor(rv),
+        'bn.num_batches_tracked': torch.tensor(nbt),
+    }
+
+
+def test_select_keys_records_parameters_by_name_rule():
+    agg = FedAvgM()
+    agg.select_keys(list(_bn_global()))
+    assert agg.param_keys == ['conv.weight', 'bn.weight']
+    assert agg.export_only_keys == []
+
+
+def test_select_keys_takes_parameter_names():
+    g = dict(_bn_global(), **{'ema.shadow': torch.zeros(2)})
+    agg = FedAvgM(exclude=[])
+    agg.select_keys(list(g), param_keys=['conv.weight', 'bn.weight'])
+    assert agg.param_keys == ['conv.weight', 'bn.weight']
+    with pytest.raises(ValueError, match="'module.conv.weight'"):
+        agg.select_keys(list(g), param_keys=['module.conv.weight'])
+
+
+def test_fedavgm_momentum_skips_running_statistics():
+    g = _bn_global()
+    agg = FedAvgM(server_lr=1.0, momentum=0.9)
+    agg.select_keys(list(g))
+    ws = []
+    for r in range(3):
+        agg.begin_round(g)
+        agg.add(0, _bn_client([1.0, 1.0], [0.5, 0.5], [0.3, 0.3], 4), 1)
+        new = agg.finalize()
+        g = {**g, **new}
+        ws.append(float(g['conv.weight'][0]))
+        # the clients' statistics, never a momentum overshoot
+        assert torch.allclose(g['bn.running_var'], torch.tensor([0.3, 0.3]))
+        assert torch.allclose(g['bn.running_mean'], torch.tensor([0.5, 0.5]))
+        assert g['bn.num_batches_tracked'].item() == 4  # max of the round
+    # parameters still move with momentum: 0 -> 1 -> 1.9 -> ...
+    assert ws[:2] == pytest.approx([1.0, 1.9])
+    assert set(agg.state_dict()['velocity']) == {'conv.weight', 'bn.weight'}
+
+
+def test_fedadam_averages_buffers_plainly():
+    g = _bn_global()
+    agg = FedAdam(server_lr=0.01)
+    agg.select_keys(list(g))
+    agg.begin_round(g)
+    agg.add(0, _bn_client([1.0, 1.0], [4.0, 6.0], [2.0, 3.0], 7), 1)
+    agg.add(1, _bn_client([1.0, 1.0], [2.0, 0.0], [1.0, 1.0], 5), 3)
+    new = agg.finalize()
+    assert torch.allclose(new['bn.running_mean'], torch.tensor([2.5, 1.5]))
+    assert torch.allclose(new['bn.running_var'], torch.tensor([1.25, 1.5]))
+    # a parameter moves by about server_lr
+    assert float(new['conv.weight'][0]) == pytest.approx(0.01, rel=0.02)
+    assert set(agg.state_dict()['m']) == {'conv.weight', 'bn.weight'}
+
+
+def test_float_buffer_outside_param_keys_is_averaged():
+    g = {'w': torch.zeros(1), 'ema.shadow': torch.zeros(1)}
+    agg = FedAvgM(server_lr=1.0, momentum=0.9, exclude=[])
+    agg.select_keys(list(g), param_keys=['w'])
+    for _ in range(2):
+        agg.begin_round(g)
+        agg.add(0, {'w': torch.ones(1), 'ema.shadow': torch.ones(1)}, 1)
+        g = {**g, **agg.finalize()}
+    assert g['ema.shadow'].item() == pytest.approx(1.0)
+    assert g['w'].item() == pytest.approx(1.9)
+
+
+def test_fedbn_global_statistics_are_clients_weighted_mean():
+    """BN stays local; the global model gets the clients' mean statistics."""
+    g = _bn_global()
+    agg = FedAvg(exclude=[r'(^|\.)bn\.'])
+    assert agg.select_keys(list(g)) == ['conv.weight']
+    assert agg.export_only_keys == ['bn.running_mean', 'bn.running_var']
+    agg.begin_round(g)
+    agg.add(0, _bn_client([1.0, 1.0], [1.0, 2.0], [0.2, 0.4], 3), 10)
+    agg.add(1, _bn_client([3.0, 3.0], [3.0, 0.0], [0.6, 0.8], 9), 30)
+    new = agg.finalize()
+    assert set(new) == {'conv.weight', 'bn.running_mean', 'bn.running_var'}
+    assert torch.allclose(new['bn.running_var'],
+                          0.25 * torch.tensor([0.2, 0.4]) +
+                          0.75 * torch.tensor([0.6, 0.8]))
+    assert torch.allclose(new['bn.running_mean'], torch.tensor([2.5, 0.5]))
+    assert new['bn.running_var'].dtype == torch.float32
+    # a NaN in a client's local statistics refuses the whole client
+    agg.begin_round(g)
+    bad = _bn_client([1.0, 1.0], [1.0, 2.0], [float('nan'), 0.4], 3)
+    with pytest.raises(ClientUpdateRejected, match="'bn.running_var'"):
+        agg.add(0, bad, 10)
+    assert agg.finalize() is None

@@ -1,4 +1,5 @@
 """Robust aggregators: one malicious client of five cannot drag the model."""
+import logging
 import os
 import os.path as osp
 import socket
@@ -12,6 +13,7 @@ import _helpers.reliability  # noqa: F401  (registers AttackedTrainLoop)
 from _helpers.configs import tiny_federated_cfg
 from decssl_mm.federated.aggregators import (CoordinateMedian, FedAvg,
                                              NormClippedFedAvg, TrimmedMean)
+from decssl_mm.federated.aggregators import buffered_aggregator, trimmed_mean
 from decssl_mm.registry import AGGREGATORS
 
 P = 3000
@@ -142,7 +144,7 @@ def test_keys_buffers_and_arguments(tmp_path):
                            chunk_size=1000)
     out = _aggregate(agg, honest)
     assert 'queue' not in out  # client-local keys stay local
-    assert out['bn.num_batches_tracked'].item() == 9  # max, as in FedAvg
+    assert out['bn.num_batches_tracked'].item() == 7  # median of 5..9
     assert torch.allclose(out['bn.running_mean'], torch.full((4, ), 2.0))
     assert os.listdir(str(tmp_path)) == []  # the round's files are gone
     mem = _aggregate(CoordinateMedian(), honest)
@@ -164,6 +166,149 @@ def test_empty_round_leaves_global_unchanged():
         assert agg.finalize() is None
 
 
+# ------------------------------------------------ few clients, trimming
+@pytest.mark.parametrize('value', [0.5, -0.1, 0.7, float('nan'), '0.2',
+                                   True])
+def test_trim_ratio_validated_at_construction(value):
+    with pytest.raises(ValueError, match=r'train_cfg\.aggregator\.trim_ratio'):
+        TrimmedMean(trim_ratio=value)
+
+
+@pytest.mark.parametrize('m', [2, 3, 4])
+def test_trimming_nothing_is_refused_before_training(m):
+    agg = TrimmedMean(trim_ratio=0.2)
+    with pytest.raises(ValueError,
+                       match=rf'trim_ratio=0.2 with {m} clients per round'):
+        agg.check_clients_per_round(m)
+    TrimmedMean(trim_ratio=0.2, allow_no_trim=True).check_clients_per_round(m)
+    TrimmedMean(trim_ratio=0.2).check_clients_per_round(5)
+    if m > 2:  # two clients can never be trimmed
+        TrimmedMean(trim_ratio=1 / m).check_clients_per_round(m)
+    with pytest.raises(ValueError, match='clients per round'):
+        agg.check_clients_per_round(0)
+
+
+def test_trim_ratio_near_half_keeps_a_value():
+    agg = TrimmedMean(trim_ratio=0.4999999999, exclude=[])
+    with pytest.raises(ValueError, match='leaves none'):
+        agg.check_clients_per_round(2)
+    with pytest.raises(ValueError, match='leaves none'):
+        TrimmedMean(trim_ratio=0.4999999999,
+                    allow_no_trim=True).check_clients_per_round(2)
+    agg.select_keys(['w'])
+    agg.begin_round({'w': torch.zeros(2)})
+    agg.add(0, {'w': torch.tensor([1.0, 2.0])}, 1)
+    agg.add(1, {'w': torch.tensor([3.0, 4.0])}, 1)
+    out = agg.finalize()['w']
+    assert torch.equal(out, torch.tensor([2.0, 3.0]))  # never NaN
+
+
+def test_round_too_small_to_trim_warns(monkeypatch):
+    logged = []
+    monkeypatch.setattr(trimmed_mean, 'print_log',
+                        lambda msg, **kw: logged.append((msg, kw)))
+    agg = TrimmedMean(trim_ratio=0.2, exclude=[])
+    agg.check_clients_per_round(5)
+    agg.select_keys(['w'])
+    for n in (5, 4, 5, 3):  # clients surviving each round
+        agg.begin_round({'w': torch.zeros(1)})
+        for i in range(n):
+            agg.add(i, {'w': torch.tensor([float(i)])}, 1)
+        agg.finalize()
+    assert len(logged) == 2
+    assert all(kw.get('level') == logging.WARNING
+               and kw.get('logger') == 'current' for _, kw in logged)
+    assert '4 clients' in logged[0][0] and '3 clients' in logged[1][0]
+
+
+# ------------------------------------------------------- integer buffers
+@pytest.mark.parametrize('cfg,expect', [
+    (dict(type='CoordinateMedian'), 10),
+    (dict(type='TrimmedMean', trim_ratio=0.2), 10),
+    (dict(type='NormClippedFedAvg'), 10),
+    (dict(type='FedAvg'), 10**12),  # documented: the maximum
+])
+def test_integer_buffer_not_dragged_by_one_client(cfg, expect):
+    honest = _honest_updates()
+    agg = AGGREGATORS.build(cfg)
+    g = _global()
+    agg.select_keys(list(g))
+    agg.begin_round(g)
+    for i, d in enumerate(honest):
+        c = _client(d, i)
+        c['bn.num_batches_tracked'] = torch.tensor(10**12 if i == 4 else 10)
+        agg.add(i, c, 10)
+    out = agg.finalize()['bn.num_batches_tracked']
+    assert out.dtype == torch.int64 and out.item() == expect
+
+
+def test_integer_trimmed_mean_and_even_median_round_down():
+    def run(agg, vals):
+        agg.select_keys(['n'])
+        agg.begin_round({'n': torch.tensor([0, 0])})
+        for i, v in enumerate(vals):
+            agg.add(i, {'n': torch.tensor(v)}, 1)
+        return agg.finalize()['n'].tolist()
+
+    vals = [[1, 100], [2, 7], [4, 8], [1000, 9], [-5, 3]]
+    assert run(TrimmedMean(trim_ratio=0.2, exclude=[]), vals) == [2, 8]
+    assert run(CoordinateMedian(exclude=[]), vals[:4]) == [3, 8]
+
+
+# ---------------------------------------------------------- disk buffers
+def test_disk_buffer_lives_under_work_dir(tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(buffered_aggregator, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    root = tmp_path / 'aggregator_buffers'
+    (root / 'round_updates_r0_abc').mkdir(parents=True)
+    (root / 'round_updates_r0_abc' / '000000.npy').write_bytes(b'x')
+    (root / 'round_updates_r3_def').mkdir()  # a rank this run lacks
+    (root / 'round_updates_old').mkdir()
+    (root / 'notes.txt').write_text('kept')
+    agg = CoordinateMedian(buffer='disk', chunk_size=1000)
+    agg.setup(str(tmp_path))
+    assert sorted(os.listdir(str(root))) == ['notes.txt']
+    assert len(logged) == 1 and logged[0].startswith('Removed 3 ')
+    g = _global()
+    agg.select_keys(list(g))
+    agg.begin_round(g)
+    for i, d in enumerate(_honest_updates()):
+        agg.add(i, _client(d, i), 10)
+    kept = [n for n in os.listdir(str(root)) if n != 'notes.txt']
+    assert len(kept) == 1 and kept[0].startswith('round_updates_r0_')
+    assert len(os.listdir(str(root / kept[0]))) == 5
+    agg.finalize()
+    assert sorted(os.listdir(str(root))) == ['notes.txt']
+    # nothing stale: nothing logged
+    agg2 = TrimmedMean(buffer='disk')
+    agg2.setup(str(tmp_path))
+    assert len(logged) == 1
+    # an explicit buffer_dir is kept as given
+    own = tmp_path / 'own'
+    agg3 = CoordinateMedian(buffer='disk', buffer_dir=str(own))
+    agg3.setup(str(tmp_path))
+    assert agg3.buffer.root == str(own)
+
+
+def test_robust_export_statistics_under_fedbn():
+    """Non-exchanged BN statistics: the median of the round's clients."""
+    g = _global()
+    g['bn.running_var'] = torch.ones(4)
+    agg = CoordinateMedian(exclude=[r'(^|\.)bn\.'])
+    agg.select_keys(list(g))
+    assert agg.export_only_keys == ['bn.running_mean', 'bn.running_var']
+    agg.begin_round(g)
+    for i, d in enumerate(_honest_updates()):
+        c = _client(d, i)
+        c['bn.running_var'] = torch.full((4, ), 1e6 if i == 4 else 1.0 + i)
+        agg.add(i, c, 10)
+    out = agg.finalize()
+    assert torch.equal(out['bn.running_var'], torch.full((4, ), 3.0))
+    assert torch.equal(out['bn.running_mean'], torch.full((4, ), 2.0))
+    assert 'bn.num_batches_tracked' not in out
+
+
 # ------------------------------------------------------ torch.distributed
 def _free_port() -> int:
     with socket.socket() as s:
@@ -176,6 +321,9 @@ _DIST_CFGS = [
     dict(type='CoordinateMedian', chunk_size=999),
     dict(type='TrimmedMean', trim_ratio=0.2, buffer='disk', chunk_size=1234),
     dict(type='NormClippedFedAvg', clip_factor=1.0),
+    # FedBN: BN statistics gathered for the exported model
+    dict(type='CoordinateMedian', exclude=[r'(^|\.)bn\.']),
+    dict(type='FedAvg', exclude=[r'(^|\.)bn\.']),
 ]
 
 
@@ -221,6 +369,7 @@ def test_two_ranks_equal_one_process(tmp_path):
             for i, cfg in enumerate(_DIST_CFGS):
                 single = _aggregate(AGGREGATORS.build(cfg), bad,
                                     [10 + k for k in range(5)])
+                assert 'bn.running_mean' in single
                 for key, v in single.items():
                     w = got[f'{split}/{i}'][key]
                     assert torch.allclose(v.double(), w.double(),

@@ -13,8 +13,14 @@ exports cluster model N instead of the chosen one. ``--check-depth`` /
 ``--check-config`` refuse a backbone whose keys or shapes do not fit (e.g.
 a ResNet-18 checkpoint for a ResNet-50 config), naming the first mismatching
 key: mmengine's ``Pretrained`` initialisation would only warn.
+
+OUT must be a file path other than CKPT (the same file through another name
+or link is refused too) and not a directory; it is written atomically (a
+temporary file renamed over OUT), so a killed export never leaves a torn
+file.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -52,8 +58,38 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_out_path(checkpoint: str, out: str) -> Optional[str]:
+    """Why ``out`` cannot receive the backbone of ``checkpoint``, if so.
+
+    Args:
+        checkpoint (str): The input checkpoint.
+        out (str): The requested output path.
+
+    Returns:
+        str or None: The error message; None when ``out`` is usable.
+    """
+    if osp.isdir(out):
+        return (f'output path {out!r} is a directory; give the path of the '
+                'file to write')
+    if osp.exists(out) and osp.exists(checkpoint) and \
+            osp.samefile(out, checkpoint):
+        return (f'output path {out!r} is the input checkpoint '
+                f'{checkpoint!r}; writing it would replace the checkpoint '
+                'with its backbone. Give another output path')
+    parent = osp.dirname(osp.abspath(out))
+    if osp.exists(parent) and not osp.isdir(parent):
+        return f'output path {out!r}: {parent!r} is not a directory'
+    if osp.isdir(parent) and not os.access(parent, os.W_OK):
+        return f'output path {out!r}: directory {parent!r} is not writable'
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    problem = check_out_path(args.checkpoint, args.out)
+    if problem is not None:
+        print(f'error: {problem}', file=sys.stderr)
+        return 2
     from decssl_mm.evaluation.export import (check_backbone_compat,
                                              extract_backbone_state,
                                              format_summary, save_backbone)

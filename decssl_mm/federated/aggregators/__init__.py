@@ -1,5 +1,4 @@
-from .base_aggregator import (DEFAULT_LOCAL_PATTERNS, BaseAggregator,
-                              ClientUpdateRejected)
+from .base_aggregator import DEFAULT_LOCAL_PATTERNS, BaseAggregator
 from .buffered_aggregator import BufferedAggregator
 from .coordinate_median import CoordinateMedian
 from .fedadam import FedAdam
@@ -7,6 +6,7 @@ from .fedavg import FedAvg
 from .fedavgm import FedAvgM
 from .norm_clipped_fedavg import NormClippedFedAvg
 from .trimmed_mean import TrimmedMean
+from .update_checks import ClientUpdateRejected
 
 __all__ = [
     'BaseAggregator', 'ClientUpdateRejected', 'DEFAULT_LOCAL_PATTERNS',

@@ -1,20 +1,18 @@
 """Streaming aggregation of client models into the global model."""
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set
 
 import torch
 
 from ..dist_utils import all_reduce_tensors
+from .update_checks import (check_update, check_weight, is_bn_stat_key,
+                            is_buffer_name)
 
 #: State-dict keys that stay on the client unless a config says otherwise:
 #: the negative-key queues of MoCo/DenseCL/SwAV and their pointers are
 #: client-local memories of the client's own data.
 DEFAULT_LOCAL_PATTERNS = (r'(^|\.)queue\d*$', r'(^|\.)queue\d*_ptr$',
                           r'(^|\.)queue_ptr\d*$')
-
-
-class ClientUpdateRejected(RuntimeError):
-    """Raised when a client's update cannot enter the aggregate."""
 
 
 class BaseAggregator:
@@ -31,7 +29,22 @@ class BaseAggregator:
     exchanged stays on the client and persists in its client state (e.g.
     BatchNorm under FedBN, MoCo's queue). Floating tensors are averaged
     (weighted); integer tensors (``num_batches_tracked``) take the maximum
-    over the round's clients.
+    over the round's clients. A server optimizer (:meth:`server_step`)
+    steps trainable parameters only: buffers (BatchNorm running statistics,
+    any other floating buffer) take the plain weighted mean of the clients'
+    values.
+
+    A client's update enters the aggregate whole or not at all: every key
+    is checked (present, shape and dtype kind of the global tensor, finite
+    elements) before anything is accumulated; a refused client raises
+    :class:`ClientUpdateRejected` and leaves the aggregate as if it had not
+    been added.
+
+    BatchNorm running statistics that are not exchanged (FedBN) stay on the
+    clients, but :meth:`finalize` also returns their weighted mean over the
+    round's clients (:attr:`export_only_keys`), so that the global model
+    that is evaluated and exported carries statistics of trained clients
+    rather than its initial ones.
 
     Args:
         include (Sequence[str], optional): Patterns of exchanged keys.
@@ -56,27 +69,47 @@ class BaseAggregator:
         self.weighting = weighting
         self.check_finite = check_finite
         self.keys: List[str] = []
+        #: Exchanged keys that are trainable parameters (server-stepped).
+        self.param_keys: List[str] = []
+        #: Non-exchanged BatchNorm statistics averaged for the export.
+        self.export_only_keys: List[str] = []
+        self._param_set: Set[str] = set()
         self._global: Dict[str, torch.Tensor] = {}
+        self._export_ref: Dict[str, torch.Tensor] = {}
         self._sum: Dict[str, torch.Tensor] = {}
         self._int_max: Dict[str, torch.Tensor] = {}
+        self._export_sum: Dict[str, torch.Tensor] = {}
         self._total_weight = 0.0
         self._num_clients = 0
 
     # -- what is exchanged -------------------------------------------------
-    def select_keys(self, state_keys: Sequence[str]) -> List[str]:
+    def select_keys(self,
+                    state_keys: Sequence[str],
+                    param_keys: Optional[Sequence[str]] = None) -> List[str]:
         """Decide which state-dict keys are exchanged with the server.
+
+        Also records :attr:`param_keys` (exchanged trainable parameters, the
+        only keys a server optimizer steps) and :attr:`export_only_keys`
+        (BatchNorm running statistics that are not exchanged).
 
         Args:
             state_keys (Sequence[str]): Keys of the model's state dict.
+            param_keys (Sequence[str], optional): Names of the model's
+                trainable parameters (``model.named_parameters()``). When
+                None, keys ending in ``running_mean``, ``running_var`` or
+                ``num_batches_tracked`` are buffers and every other floating
+                key a parameter. Defaults to None.
 
         Returns:
             list[str]: Exchanged keys, in state-dict order.
 
         Raises:
             ValueError: If an ``include``/``exclude`` pattern matches no key
-                (a typo would otherwise silently change the algorithm), or
-                nothing is left to exchange.
+                (a typo would otherwise silently change the algorithm),
+                nothing is left to exchange, or a ``param_keys`` name is no
+                key of the state dict.
         """
+        state_keys = list(state_keys)
         for name, patterns in (('include', self.include or []),
                                ('exclude', self.exclude)):
             for pat in patterns:
@@ -86,7 +119,7 @@ class BaseAggregator:
                     raise ValueError(
                         f'aggregator.{name} pattern {pat!r} matches no key of '
                         f'the model state dict (first keys: '
-                        f'{list(state_keys)[:5]}).')
+                        f'{state_keys[:5]}).')
         keys = [
             k for k in state_keys
             if (self.include is None or any(
@@ -97,19 +130,71 @@ class BaseAggregator:
             raise ValueError('The aggregator include/exclude patterns leave '
                              'no key of the model to exchange.')
         self.keys = keys
+        self.param_keys = self._select_param_keys(keys, state_keys,
+                                                  param_keys)
+        self._param_set = set(self.param_keys)
+        exchanged = set(keys)
+        self.export_only_keys = [
+            k for k in state_keys if k not in exchanged and is_bn_stat_key(k)
+        ]
         return keys
+
+    @staticmethod
+    def _select_param_keys(keys: List[str], state_keys: List[str],
+                           param_keys: Optional[Sequence[str]]) -> List[str]:
+        """The exchanged keys that are trainable parameters."""
+        if param_keys is None:
+            return [k for k in keys if not is_buffer_name(k)]
+        known = set(state_keys)
+        unknown = [k for k in param_keys if k not in known]
+        if unknown:
+            raise ValueError(
+                f'aggregator.select_keys: parameter name {unknown[0]!r} is '
+                'not a key of the model state dict (param_keys must come '
+                'from the named_parameters() of the model whose state dict '
+                'is exchanged).')
+        params = set(param_keys)
+        return [k for k in keys if k in params]
+
+    def check_clients_per_round(self, m: int) -> None:
+        """Refuse a number of clients per round the aggregator cannot use.
+
+        Called once before training. The base class accepts any number.
+
+        Args:
+            m (int): Clients sampled per round (``train_cfg``).
+
+        Raises:
+            ValueError: In subclasses, naming the offending config key.
+        """
+
+    def setup(self, work_dir: str) -> None:
+        """Prepare run-level resources (called once before training).
+
+        The base class needs none.
+
+        Args:
+            work_dir (str): The run's work directory.
+        """
 
     # -- one round ------------------------------------------------------------
     def begin_round(self, global_state: Dict[str, torch.Tensor]) -> None:
-        """Start a round from the current global (exchanged) tensors.
+        """Start a round from the current global tensors.
 
         Args:
-            global_state (dict[str, Tensor]): Global model; only exchanged
-                keys are read. Not copied: it must not change in the round.
+            global_state (dict[str, Tensor]): Global model; exchanged keys
+                and :attr:`export_only_keys` are read (export-only keys it
+                lacks are not averaged this round). Not copied: it must not
+                change in the round.
         """
         self._global = {k: global_state[k] for k in self.keys}
+        self._export_ref = {
+            k: global_state[k]
+            for k in self.export_only_keys if k in global_state
+        }
         self._sum = {}
         self._int_max = {}
+        self._export_sum = {}
         self._total_weight = 0.0
         self._num_clients = 0
 
@@ -117,43 +202,68 @@ class BaseAggregator:
         """Weight of a client in the average."""
         return float(num_samples) if self.weighting == 'samples' else 1.0
 
+    def _float_keys(self) -> List[str]:
+        """Exchanged floating keys, in state-dict order."""
+        return [k for k in self.keys if self._global[k].is_floating_point()]
+
+    def _int_keys(self) -> List[str]:
+        """Exchanged non-floating keys, in state-dict order."""
+        return [
+            k for k in self.keys if not self._global[k].is_floating_point()
+        ]
+
     def add(self, client_id: int, state: Dict[str, torch.Tensor],
             num_samples: int) -> None:
-        """Add one client's trained model to the running sum.
+        """Add one client's trained model to the aggregate.
+
+        The whole update is checked first; a refused update changes
+        nothing.
 
         Args:
             client_id (int): The client (for messages).
             state (dict[str, Tensor]): The client's model after local
-                training (its exchanged keys are read).
+                training (its exchanged and export-only keys are read).
             num_samples (int): The client's number of samples.
 
         Raises:
-            ClientUpdateRejected: If the update holds NaN/Inf.
+            ClientUpdateRejected: If a key is missing, a tensor's shape or
+                dtype kind (floating/integer) differs from the global one,
+                an element is NaN/Inf (``check_finite``), or the sample
+                count is negative or not finite.
         """
-        w = self.client_weight(num_samples)
-        floats = [k for k in self.keys if state[k].is_floating_point()]
-        if self.check_finite:
-            for k in floats:
-                # one reduction, no temporary: NaN/Inf anywhere make it so
-                if not torch.isfinite(state[k].detach().sum()):
-                    raise ClientUpdateRejected(
-                        f'client {client_id}: non-finite values in {k!r}')
+        check_weight(client_id, num_samples)
+        refs = dict(self._global)
+        refs.update(self._export_ref)
+        update = check_update(client_id, state, refs, list(refs),
+                              self.check_finite)
+        self.admit(client_id, update, self.client_weight(num_samples))
+
+    def admit(self, client_id: int, update: Dict[str, torch.Tensor],
+              weight: float) -> None:
+        """Fold a checked update into every part of the round's state.
+
+        The first step that can fail (e.g. a disk buffer write) runs first,
+        so a failure leaves the round's state unchanged.
+
+        Args:
+            client_id (int): The client.
+            update (dict[str, Tensor]): Checked tensors of the exchanged and
+                export-only keys.
+            weight (float): The client's aggregation weight.
+        """
+        floats = self._float_keys()
         if self._streams_models():
-            self._accumulate_model(state, floats, w)
+            self._accumulate_model(update, floats, weight)
         else:
             deltas = {
-                k: state[k].detach().double() - self._global[k].double()
+                k: update[k].double() - self._global[k].double()
                 for k in floats
             }
-            self._accumulate(client_id, deltas, w)
-        for k in self.keys:
-            t = state[k].detach()
-            if t.is_floating_point():
-                continue
-            prev = self._int_max.get(k)
-            self._int_max[k] = t.clone() if prev is None else torch.maximum(
-                prev, t)
-        self._total_weight += w
+            self._accumulate(client_id, deltas, weight)
+        self._record_ints(client_id, {k: update[k] for k in self._int_keys()})
+        self._accumulate_export(
+            client_id, {k: update[k] for k in self._export_ref}, weight)
+        self._total_weight += weight
         self._num_clients += 1
 
     def _streams_models(self) -> bool:
@@ -169,7 +279,7 @@ class BaseAggregator:
                           keys: List[str], weight: float) -> None:
         """Fold one client's model into the float64 weighted sum."""
         for k in keys:
-            t = state[k].detach()
+            t = state[k]
             if k in self._sum:
                 self._sum[k].add_(t, alpha=weight)
             else:
@@ -184,6 +294,24 @@ class BaseAggregator:
             else:
                 self._sum[k] = d.mul_(weight)
 
+    def _record_ints(self, client_id: int,
+                     ints: Dict[str, torch.Tensor]) -> None:
+        """Keep the running maximum of the integer tensors."""
+        for k, t in ints.items():
+            prev = self._int_max.get(k)
+            self._int_max[k] = t.clone() if prev is None else torch.maximum(
+                prev, t)
+
+    def _accumulate_export(self, client_id: int,
+                           values: Dict[str, torch.Tensor],
+                           weight: float) -> None:
+        """Fold one client's export-only statistics into their sum."""
+        for k, t in values.items():
+            if k in self._export_sum:
+                self._export_sum[k].add_(t, alpha=weight)
+            else:
+                self._export_sum[k] = t.double().mul_(weight)
+
     def reduce_mean_delta(self) -> Optional[Dict[str, torch.Tensor]]:
         """All-reduce the sums and return the weighted mean update.
 
@@ -191,13 +319,10 @@ class BaseAggregator:
             dict[str, Tensor] or None: Mean float64 update per float key; None
             when no client of any rank contributed.
         """
-        float_keys = [
-            k for k in self.keys if self._global[k].is_floating_point()
-        ]
         sums = {
             k: self._sum.get(k, torch.zeros_like(self._global[k],
                                                  dtype=torch.float64))
-            for k in float_keys
+            for k in self._float_keys()
         }
         sums['__weight__'] = torch.tensor([self._total_weight],
                                           dtype=torch.float64)
@@ -214,34 +339,65 @@ class BaseAggregator:
 
     def reduce_int_keys(self) -> Dict[str, torch.Tensor]:
         """All-reduce (max) the integer tensors of the round's clients."""
-        int_keys = [
-            k for k in self.keys if not self._global[k].is_floating_point()
-        ]
         vals = {
             k: self._int_max.get(k, self._global[k]).to(torch.int64)
-            for k in int_keys
+            for k in self._int_keys()
         }
         vals = all_reduce_tensors(vals, 'max')
         return {k: v.to(self._global[k].dtype) for k, v in vals.items()}
 
+    def reduce_export_keys(self) -> Dict[str, torch.Tensor]:
+        """All-reduce the export-only statistics; their weighted mean.
+
+        Returns:
+            dict[str, Tensor]: New values of the export-only keys (dtype and
+            device of the global ones); empty when no client contributed.
+        """
+        if not self._export_ref:
+            return {}
+        sums = {
+            k: self._export_sum.get(
+                k, torch.zeros_like(ref, dtype=torch.float64))
+            for k, ref in self._export_ref.items()
+        }
+        sums['__weight__'] = torch.tensor([self._total_weight],
+                                          dtype=torch.float64)
+        sums = all_reduce_tensors(sums, 'sum')
+        total = float(sums.pop('__weight__').item())
+        if total <= 0:
+            return {}
+        return {
+            k: (v / total).to(self._export_ref[k].device,
+                              self._export_ref[k].dtype)
+            for k, v in sums.items()
+        }
+
     def finalize(self) -> Optional[Dict[str, torch.Tensor]]:
-        """Produce the new global values of the exchanged keys.
+        """Produce the new global values of the round.
 
         Returns:
             dict[str, Tensor] or None: New global tensors (dtype and device of
-            the old ones); None when no client contributed this round (the
-            global model is then left unchanged).
+            the old ones) of the exchanged keys and of
+            :attr:`export_only_keys` (the clients' averaged statistics, for
+            the evaluated and exported global model; clients keep their own);
+            None when no client contributed this round (the global model is
+            then left unchanged).
         """
         mean_delta = self.reduce_mean_delta()
         ints = self.reduce_int_keys()
+        export = self.reduce_export_keys()
         if mean_delta is None:
             return None
-        step = self.server_step(mean_delta)
+        params = {k: d for k, d in mean_delta.items() if k in self._param_set}
+        step = self.server_step(params)
+        step.update(
+            {k: d for k, d in mean_delta.items() if k not in self._param_set})
         new = {}
         for k, d in step.items():
             g = self._global[k]
             new[k] = (g.double() + d.to(g.device)).to(g.dtype)
         new.update(ints)
+        new.update(export)
         return new
 
     def server_step(
@@ -249,8 +405,16 @@ class BaseAggregator:
                                    torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Turn the mean client update into the global update.
 
-        Plain averaging applies the mean update as it is. Server optimizers
-        (FedAvgM, FedAdam) override this.
+        Receives the trainable parameters only (:attr:`param_keys`); buffers
+        take the mean update as it is. Plain averaging applies the mean
+        update as it is. Server optimizers (FedAvgM, FedAdam) override this.
+
+        Args:
+            mean_delta (dict[str, Tensor]): Mean float64 update per
+                parameter key.
+
+        Returns:
+            dict[str, Tensor]: The global update per key of ``mean_delta``.
         """
         return mean_delta
 

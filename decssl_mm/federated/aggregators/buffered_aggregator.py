@@ -1,6 +1,7 @@
 """Aggregators that need every client update of a round at once."""
 import os
 import os.path as osp
+import re
 import shutil
 import tempfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -8,12 +9,55 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import get_world_size, is_distributed
+from mmengine.dist import get_rank, get_world_size, is_distributed
+from mmengine.logging import print_log
 
 from ..dist_utils import _comm_device, all_gather_objects
 from .base_aggregator import DEFAULT_LOCAL_PATTERNS, BaseAggregator
 
 _BUFFERS = ('memory', 'disk')
+#: Directory of the disk buffers inside a run's work dir.
+BUFFER_SUBDIR = 'aggregator_buffers'
+_BUFFER_PREFIX = 'round_updates_'
+
+
+def buffer_prefix(rank: int) -> str:
+    """Name prefix of the round directories of one rank's disk buffer."""
+    return f'{_BUFFER_PREFIX}r{int(rank)}_'
+
+
+def remove_stale_buffers(root: str, rank: int, world_size: int) -> int:
+    """Delete disk buffers left in ``root`` by an earlier (killed) run.
+
+    Each rank removes its own round directories; rank 0 also removes those
+    of ranks the current run does not have and unnamed ones.
+
+    Args:
+        root (str): Buffer directory.
+        rank (int): This process's rank.
+        world_size (int): Number of ranks of the run.
+
+    Returns:
+        int: Number of directories removed.
+    """
+    if not osp.isdir(root):
+        return 0
+    removed = 0
+    for name in sorted(os.listdir(root)):
+        if not name.startswith(_BUFFER_PREFIX):
+            continue
+        match = re.match(rf'{_BUFFER_PREFIX}r(\d+)_', name)
+        owner = int(match.group(1)) if match else None
+        mine = owner == rank
+        orphan = rank == 0 and (owner is None or owner >= world_size)
+        if mine or orphan:
+            path = osp.join(root, name)
+            if osp.isdir(path) and not osp.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed += 1
+    return removed
 
 
 class UpdateBuffer:
@@ -22,8 +66,9 @@ class UpdateBuffer:
     Args:
         kind (str): ``'memory'`` (a list of tensors) or ``'disk'`` (one
             ``.npy`` file per client, read back memory-mapped, chunk by chunk).
-        root (str, optional): Directory of the disk buffer; None makes a
-            temporary directory.
+        root (str, optional): Directory of the disk buffer (one round
+            directory ``round_updates_r<rank>_*`` is made inside it each
+            round); None uses the system's temporary directory.
     """
 
     def __init__(self, kind: str = 'memory', root: Optional[str] = None):
@@ -52,7 +97,7 @@ class UpdateBuffer:
         if self._dir is None:
             if self.root is not None:
                 os.makedirs(self.root, exist_ok=True)
-            self._dir = tempfile.mkdtemp(prefix='round_updates_',
+            self._dir = tempfile.mkdtemp(prefix=buffer_prefix(get_rank()),
                                          dir=self.root)
         return osp.join(self._dir, f'{i:06d}.npy')
 
@@ -147,11 +192,19 @@ class BufferedAggregator(BaseAggregator):
     and ``4 * chunk_size * m`` bytes of RAM (times ~3 while sorting) at
     :meth:`finalize` (``m``: clients of the round over all ranks).
 
+    Integer tensors (``num_batches_tracked``) take the median of the
+    clients' values (:meth:`reduce_int_rows`; rounded down), not the
+    maximum: one client cannot push them arbitrarily far. Export-only
+    BatchNorm statistics (see :class:`BaseAggregator`) take the statistic
+    of :meth:`reduce_export_rows` (by default the same as the updates').
+
     Args:
         buffer (str): ``'memory'`` or ``'disk'``. Defaults to ``'memory'``.
-        buffer_dir (str, optional): Directory of the disk buffer (a temporary
-            directory is made inside it each round). Defaults to the system's
-            temporary directory.
+        buffer_dir (str, optional): Directory of the disk buffer (a round
+            directory is made inside it each round). Defaults to None:
+            ``<work_dir>/aggregator_buffers`` once :meth:`setup` is called
+            (stale round directories of a killed run are removed there),
+            the system's temporary directory before.
         chunk_size (int): Coordinates processed at once in :meth:`finalize`.
             Defaults to ``2**18``.
         **kwargs: See :class:`BaseAggregator`.
@@ -170,16 +223,39 @@ class BufferedAggregator(BaseAggregator):
             raise ValueError('aggregator.chunk_size must be a positive '
                              f'integer, got {chunk_size}.')
         self.chunk_size = int(chunk_size)
+        self.buffer_dir = buffer_dir
         self.buffer = UpdateBuffer(buffer, buffer_dir)
         self._layout: List[Tuple[str, int, torch.Size]] = []
+        self._int_rows: List[torch.Tensor] = []
+        self._export_rows: List[torch.Tensor] = []
+        self._export_weights: List[float] = []
+
+    def setup(self, work_dir: str) -> None:
+        """Put the disk buffer under ``<work_dir>/aggregator_buffers``.
+
+        Round directories left there by an earlier run of this work dir
+        (killed mid-round) are removed. An explicit ``buffer_dir`` is kept
+        as it is and not cleaned.
+
+        Args:
+            work_dir (str): The run's work directory.
+        """
+        if self.buffer_dir is not None:
+            return
+        root = osp.join(work_dir, BUFFER_SUBDIR)
+        self.buffer.root = root
+        n = remove_stale_buffers(root, get_rank(), get_world_size())
+        if n:
+            print_log(f'Removed {n} aggregator buffer directories left in '
+                      f'{root} by an earlier run.', logger='current')
 
     # -- layout of the flat update ----------------------------------------
-    def _float_keys(self) -> List[str]:
-        return [k for k in self.keys if self._global[k].is_floating_point()]
-
     def begin_round(self, global_state: Dict[str, torch.Tensor]) -> None:
         super().begin_round(global_state)
         self.buffer.clear()
+        self._int_rows = []
+        self._export_rows = []
+        self._export_weights = []
         self._layout, offset = [], 0
         for k in self._float_keys():
             shape = self._global[k].shape
@@ -207,6 +283,26 @@ class BufferedAggregator(BaseAggregator):
                     weight: float) -> None:
         self.buffer.add(client_id, self._flatten(deltas), weight)
 
+    def _record_ints(self, client_id: int,
+                     ints: Dict[str, torch.Tensor]) -> None:
+        if ints:
+            self._int_rows.append(
+                torch.cat([
+                    ints[k].reshape(-1).to('cpu', torch.int64)
+                    for k in self._int_keys()
+                ]))
+
+    def _accumulate_export(self, client_id: int,
+                           values: Dict[str, torch.Tensor],
+                           weight: float) -> None:
+        if values:
+            self._export_rows.append(
+                torch.cat([
+                    values[k].reshape(-1).to('cpu', torch.float64)
+                    for k in self._export_ref
+                ]))
+            self._export_weights.append(float(weight))
+
     # -- the robust statistic ------------------------------------------------
     def gathered_weights(self) -> List[float]:
         """Weights of every client of the round, all ranks, in rank order."""
@@ -227,6 +323,82 @@ class BufferedAggregator(BaseAggregator):
         """
         raise NotImplementedError
 
+    def reduce_int_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The aggregate of the integer tensors: the median, rounded down.
+
+        Args:
+            rows (Tensor): ``(m, I)`` int64, one row per client (all ranks).
+
+        Returns:
+            Tensor: ``(I,)`` int64.
+        """
+        m = rows.shape[0]
+        v = rows.sort(dim=0).values
+        if m % 2:
+            return v[m // 2]
+        return (v[m // 2 - 1] + v[m // 2]).div(2, rounding_mode='floor')
+
+    def reduce_export_rows(self, rows: torch.Tensor,
+                           weights: torch.Tensor) -> torch.Tensor:
+        """The aggregate of the export-only statistics (their values).
+
+        Args:
+            rows (Tensor): ``(m, E)`` float64 values, one row per client.
+            weights (Tensor): ``(m,)`` float64 client weights.
+
+        Returns:
+            Tensor: ``(E,)`` float64.
+        """
+        return self.reduce_chunk(rows, weights)
+
+    def reduce_int_keys(self) -> Dict[str, torch.Tensor]:
+        """Gather the clients' integer tensors; :meth:`reduce_int_rows`."""
+        keys = self._int_keys()
+        if not keys:
+            return {}
+        width = sum(self._global[k].numel() for k in keys)
+        mine = torch.stack(self._int_rows) if self._int_rows else \
+            torch.zeros(0, width, dtype=torch.int64)
+        rows = torch.cat(all_gather_objects(mine))
+        if rows.shape[0] == 0:
+            return {k: self._global[k] for k in keys}
+        flat = self.reduce_int_rows(rows)
+        out, offset = {}, 0
+        for k in keys:
+            g = self._global[k]
+            out[k] = flat[offset:offset + g.numel()].view(g.shape).to(
+                g.device, g.dtype)
+            offset += g.numel()
+        return out
+
+    def reduce_export_keys(self) -> Dict[str, torch.Tensor]:
+        """Gather the export-only statistics; :meth:`reduce_export_rows`."""
+        if not self._export_ref:
+            return {}
+        width = sum(t.numel() for t in self._export_ref.values())
+        mine = torch.stack(self._export_rows) if self._export_rows else \
+            torch.zeros(0, width, dtype=torch.float64)
+        rows = all_gather_rows(mine)
+        weights = torch.tensor(
+            [w for ws in all_gather_objects(self._export_weights) for w in ws],
+            dtype=torch.float64)
+        if rows.shape[0] == 0:
+            return {}
+        flat = self.reduce_export_rows(rows, weights)
+        out, offset = {}, 0
+        for k, ref in self._export_ref.items():
+            out[k] = flat[offset:offset + ref.numel()].view(ref.shape).to(
+                ref.device, ref.dtype)
+            offset += ref.numel()
+        return out
+
+    def before_reduce(self, num_clients: int) -> None:
+        """Hook run once per round before the statistic is computed.
+
+        Args:
+            num_clients (int): Clients of the round over all ranks.
+        """
+
     def reduce_mean_delta(self) -> Optional[Dict[str, torch.Tensor]]:
         """Aggregate the kept updates of every rank coordinate-wise.
 
@@ -238,6 +410,7 @@ class BufferedAggregator(BaseAggregator):
         if weights.numel() == 0:
             self.buffer.clear()
             return None
+        self.before_reduce(int(weights.numel()))
         flat = torch.empty(self._numel, dtype=torch.float64)
         for start, stop in self._chunks():
             rows = all_gather_rows(self.buffer.rows(start, stop))

@@ -32,7 +32,9 @@ class CoordinateMedian(BufferedAggregator):
     sign-flipped or arbitrary updates). Clients count equally: sample
     counts are reported by the clients themselves and are not used
     (``weighting`` is ignored). Integer tensors (``num_batches_tracked``)
-    still take the maximum.
+    take the median too (rounded down), as do export-only BatchNorm
+    statistics. With two clients the median is their mean: it protects
+    nothing; three clients are the fewest that outvote one.
 
     Keeps every update of the round: see :class:`BufferedAggregator` for the
     memory cost and the ``buffer``/``buffer_dir``/``chunk_size`` arguments.

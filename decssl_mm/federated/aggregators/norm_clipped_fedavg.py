@@ -24,10 +24,13 @@ class NormClippedFedAvg(BufferedAggregator):
     ordinary norm passes; use :class:`CoordinateMedian` or
     :class:`TrimmedMean` against that. ``max_norm`` adds a fixed bound.
 
-    Only norms cross ranks (an all-gather of numbers): each rank scales its
-    own clients' updates and the sums are all-reduced as in FedAvg. The
+    Only norms and small tensors (integer tensors, export-only statistics)
+    cross ranks by all-gather: each rank scales its own clients' updates
+    and the sums are all-reduced as in FedAvg. The
     updates of the round are kept until the bound is known: see
-    :class:`BufferedAggregator` for the memory cost and the buffer arguments.
+    :class:`BufferedAggregator` for the memory cost and the buffer arguments
+    (and for integer tensors: the median of the clients' values).
+    Export-only BatchNorm statistics take the weighted mean, not clipped.
 
     Args:
         clip_factor (float): Bound relative to the round's median norm,
@@ -71,8 +74,14 @@ class NormClippedFedAvg(BufferedAggregator):
         norm = torch.sqrt(
             sum(((d * d).sum() for d in deltas.values()),
                 torch.zeros((), dtype=torch.float64)))
-        self._norms.append(float(norm))
+        # the buffer write can fail (disk): the norm joins only after it
         super()._accumulate(client_id, deltas, weight)
+        self._norms.append(float(norm))
+
+    def reduce_export_rows(self, rows: torch.Tensor,
+                           weights: torch.Tensor) -> torch.Tensor:
+        """Export-only statistics: their weighted mean, as in FedAvg."""
+        return (rows * weights[:, None]).sum(0) / weights.sum()
 
     def clip_bound(self, norms: List[float]) -> float:
         """The round's bound from the norms of all its clients."""

@@ -1,0 +1,115 @@
+"""Admission checks of client updates and the key-kind rules of aggregators.
+
+A client's update enters an aggregator whole or not at all: every check
+here runs before any running sum, buffer or counter is touched.
+"""
+import math
+import re
+from typing import Dict, Iterable, List
+
+import torch
+
+
+#: Keys that are BatchNorm running statistics (averaged, never stepped).
+BN_STAT_PATTERN = r'(^|\.)running_(mean|var)$'
+#: Keys treated as buffers when the model's parameter names are unknown.
+BUFFER_NAME_PATTERN = r'(^|\.)(running_mean|running_var|num_batches_tracked)$'
+
+
+class ClientUpdateRejected(RuntimeError):
+    """Raised when a client's update cannot enter the aggregate."""
+
+
+def is_bn_stat_key(key: str) -> bool:
+    """Whether ``key`` is a BatchNorm running mean or variance."""
+    return re.search(BN_STAT_PATTERN, key) is not None
+
+
+def is_buffer_name(key: str) -> bool:
+    """Whether ``key`` is a buffer by name (BatchNorm statistics)."""
+    return re.search(BUFFER_NAME_PATTERN, key) is not None
+
+
+def check_weight(client_id: int, num_samples: float) -> None:
+    """Refuse a sample count that is negative or not finite.
+
+    Args:
+        client_id (int): The client (for the message).
+        num_samples (float): The client's reported sample count.
+
+    Raises:
+        ClientUpdateRejected: If the count cannot weigh an average.
+    """
+    n = float(num_samples)
+    if not math.isfinite(n) or n < 0:
+        raise ClientUpdateRejected(
+            f'client {client_id}: invalid sample count {num_samples!r}')
+
+
+def check_tensor(client_id: int, key: str, value: object,
+                 reference: torch.Tensor, check_finite: bool) -> torch.Tensor:
+    """Check one tensor of a client update against the global one.
+
+    Args:
+        client_id (int): The client (for the message).
+        key (str): State-dict key (for the message).
+        value: What the client sent for ``key``.
+        reference (Tensor): The global tensor of ``key``.
+        check_finite (bool): Whether NaN/Inf (any element) is refused.
+
+    Returns:
+        Tensor: ``value`` detached.
+
+    Raises:
+        ClientUpdateRejected: If ``value`` is no tensor, its shape differs
+            from the global one, its dtype kind differs (floating vs.
+            integer) or, with ``check_finite``, an element is NaN/Inf.
+    """
+    where = f'client {client_id}: {key!r}'
+    if not torch.is_tensor(value):
+        raise ClientUpdateRejected(
+            f'{where} is a {type(value).__name__}, not a tensor')
+    if value.shape != reference.shape:
+        raise ClientUpdateRejected(
+            f'{where} has shape {tuple(value.shape)}, the global model '
+            f'{tuple(reference.shape)}')
+    if value.is_floating_point() != reference.is_floating_point() or \
+            value.is_complex() != reference.is_complex():
+        raise ClientUpdateRejected(
+            f'{where} has dtype {value.dtype}, the global model '
+            f'{reference.dtype}')
+    value = value.detach()
+    if check_finite and value.is_floating_point() and \
+            not bool(torch.isfinite(value).all()):
+        raise ClientUpdateRejected(f'{where} holds non-finite values')
+    return value
+
+
+def check_update(client_id: int, state: Dict[str, torch.Tensor],
+                 references: Dict[str, torch.Tensor], keys: Iterable[str],
+                 check_finite: bool) -> Dict[str, torch.Tensor]:
+    """Check every tensor of a client update an aggregator reads.
+
+    Args:
+        client_id (int): The client (for messages).
+        state (dict[str, Tensor]): The client's model state.
+        references (dict[str, Tensor]): Global tensors of ``keys``.
+        keys (Iterable[str]): Keys read from ``state``.
+        check_finite (bool): Whether NaN/Inf are refused.
+
+    Returns:
+        dict[str, Tensor]: The checked, detached tensors of ``keys``.
+
+    Raises:
+        ClientUpdateRejected: Naming the client and the first bad key.
+    """
+    out: Dict[str, torch.Tensor] = {}
+    missing: List[str] = [k for k in keys if k not in state]
+    if missing:
+        raise ClientUpdateRejected(
+            f'client {client_id}: key {missing[0]!r} missing from its update'
+            + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
+    for k in keys:
+        out[k] = check_tensor(client_id, k, state[k], references[k],
+                              check_finite)
+    return out
