@@ -121,7 +121,8 @@ class ClusteredServer(FedAvgServer):
         #: Latest cluster of every client; -1 for clients never assigned.
         self.assignment = np.full(loop.num_clients, -1, np.int64)
         for agg in self.aggregators[1:]:
-            agg.select_keys(list(self.global_state))
+            agg.select_keys(list(self.global_state),
+                            param_keys=self.param_keys)
             self.setup_aggregator(agg)
         self.clusters = [{
             k: v.detach().clone()

@@ -50,24 +50,17 @@ class FedAvgServer:
         model = loop.model
         sd = model.state_dict()
         self.global_state = {k: v.detach().clone() for k, v in sd.items()}
-        params = [n for n, _ in model.named_parameters()]
-        self.exchanged_keys = self.select_keys(self.aggregator, list(sd),
-                                               params)
+        self.param_keys = [n for n, _ in model.named_parameters()]
+        self.exchanged_keys = self.aggregator.select_keys(
+            list(sd), param_keys=self.param_keys)
         self.exchanged_bytes = sum(sd[k].numel() * sd[k].element_size()
                                    for k in self.exchanged_keys)
         self.setup_aggregator(self.aggregator)
 
-    def select_keys(self, aggregator: BaseAggregator, keys: List[str],
-                    param_keys: Sequence[str]) -> List[str]:
-        """The exchanged keys, as the aggregator selects them."""
-        return aggregator.select_keys(keys)
-
     def setup_aggregator(self, aggregator: BaseAggregator) -> None:
-        """Work dir and round size checks of an aggregator (if it has them)."""
-        if hasattr(aggregator, 'setup'):
-            aggregator.setup(self.loop.runner.work_dir)
-        if hasattr(aggregator, 'check_clients_per_round'):
-            aggregator.check_clients_per_round(self.loop.clients_per_round)
+        """Run-level set-up and round-size check of an aggregator."""
+        aggregator.setup(self.loop.runner.work_dir)
+        aggregator.check_clients_per_round(self.loop.clients_per_round)
 
     # ------------------------------------------------------------- the round
     def begin_round(self, round_idx: int, mine: Sequence[int]) -> None:
