@@ -54,7 +54,9 @@ def _is_whole_model(state: dict) -> bool:
 def load_eval_model(cfg: Any,
                     checkpoint: str,
                     cluster: Optional[int] = None,
-                    device: str = 'cpu') -> Tuple[nn.Module, dict]:
+                    device: str = 'cpu',
+                    model: Optional[nn.Module] = None
+                    ) -> Tuple[nn.Module, dict]:
     """Build the config's model and load a checkpoint of any kind into it.
 
     Accepted checkpoints:
@@ -76,6 +78,8 @@ def load_eval_model(cfg: Any,
         checkpoint (str): The checkpoint file.
         cluster (int, optional): Cluster model of a clustered checkpoint.
         device (str): Where to put the model. Defaults to ``'cpu'``.
+        model (nn.Module, optional): The model, already built from
+            :func:`eval_model_cfg` of ``cfg`` (default: built here).
 
     Returns:
         tuple: ``(model, info)``; info holds ``checkpoint`` (absolute path),
@@ -89,7 +93,8 @@ def load_eval_model(cfg: Any,
     """
     from decssl_mm.registry import MODELS
     model_cfg = eval_model_cfg(cfg)
-    model = MODELS.build(model_cfg)
+    if model is None:
+        model = MODELS.build(model_cfg)
     ckpt = load_checkpoint_dict(checkpoint)
     state, cluster_idx, num_clusters = select_model_state(
         ckpt, checkpoint, cluster)
