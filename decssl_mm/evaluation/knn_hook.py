@@ -30,8 +30,8 @@ class KNNEvalHook(Hook):
     (PyTorch's default initialisation: random features), likewise for
     top-5. They are computed once, at the first evaluation, under a private
     random state (training is not affected), and logged with every
-    evaluation; the log ends with e.g. ``kNN top-1 71.30 (untrained: 22.30
-    model init, 68.10 PyTorch default init)``.
+    evaluation; the log ends with ``kNN top-1 T (untrained: A model init,
+    B PyTorch default init)`` (T trained, A and B untrained).
 
     Under a distributed launch only rank 0 computes (reading every sample
     itself); the other ranks wait on a barrier.

@@ -82,7 +82,7 @@ def make_record(point: Point, status: str, **extra) -> dict:
 
 
 def summary_line(metrics: dict) -> str:
-    """``knn_top1 71.30 (untrained 22.30 / 68.10), ...``: the top-1 figures
+    """``knn_top1 T (untrained A / B), ...``: the top-1 figures
     of a record beside their untrained references (model init / PyTorch
     default init)."""
     parts = []

@@ -48,8 +48,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _line(name: str, metrics: dict, key: str) -> str:
-    """``kNN top-1 71.30 (untrained: 22.30 model init, 68.10 PyTorch
-    default init)``."""
+    """``kNN top-1 T (untrained: A model init, B PyTorch default init)``.
+    """
     value = metrics.get(key)
     text = f'{name} {value:.2f}' if value is not None else f'{name} n/a'
     init = metrics.get(f'{key}_untrained_init')
