@@ -263,6 +263,18 @@ def group(rows: Iterable[Row]
     return out
 
 
+def reference_stat(ref_rows: Sequence[Row], name: str
+                   ) -> Tuple[float, float, int]:
+    """Mean, std and count over seeds of a reference series (one value
+    per seed: the mean of its rows, e.g. of one untrained network evaluated
+    beside several grid points)."""
+    seeds: 'OrderedDict[Any, List[float]]' = OrderedDict()
+    for s, _, seed, v in ref_rows:
+        if s == name:
+            seeds.setdefault(seed, []).append(v)
+    return mean_std([sum(v) / len(v) for v in seeds.values()])
+
+
 def _hashable(x: Any) -> Any:
     if isinstance(x, (dict, list)):
         return json.dumps(x, sort_keys=True)
@@ -309,9 +321,8 @@ def plot_line(rows: List[Row], ref_rows: List[Row], out: str, title: str,
         ax.errorbar([pos[x] for x in xs], [by_x[x][0] for x in xs],
                     yerr=[by_x[x][1] for x in xs], marker='o', capsize=3,
                     label=name)
-    for i, (name, by_x) in enumerate(group(ref_rows).items()):
-        vals = [v for s, _, _, v in ref_rows if s == name]
-        mean, std, n = mean_std(vals)
+    for i, name in enumerate(group(ref_rows)):
+        mean, std, n = reference_stat(ref_rows, name)
         color = f'C{(len(stats) + i) % 10}'
         ax.axhline(mean, ls='--', color=color, label=f'{name} (n={n})')
         if std > 0:
@@ -392,8 +403,7 @@ def pivot_table(rows: List[Row], ref_rows: List[Row], x: str,
         cells = [fmt_stat(by_x.get(v), digits) for v in xs_all]
         lines.append('| ' + ' | '.join([name] + cells) + ' |')
     for name in group(ref_rows):
-        vals = [v for s, _, _, v in ref_rows if s == name]
-        cell = fmt_stat(mean_std(vals), digits)
+        cell = fmt_stat(reference_stat(ref_rows, name), digits)
         # one value for every column: written once, then ditto marks
         lines.append('| ' + ' | '.join(
             [f'{name} (reference)', cell] + ['″'] *

@@ -202,9 +202,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error('--gpus must be >= 1')
     if args.total_epochs is not None and args.total_epochs < 1:
         p.error('--total-epochs must be >= 1')
-    if args.eval_loaders and not osp.isfile(args.eval_loaders):
-        p.error(f'--eval-loaders: config file {args.eval_loaders!r} not '
-                'found')
+    if args.eval_loaders:
+        found = [c for c in (args.eval_loaders, osp.join(ROOT,
+                                                         args.eval_loaders))
+                 if osp.isfile(c)]
+        if not found:
+            p.error(f'--eval-loaders: config file {args.eval_loaders!r} not '
+                    'found')
+        args.eval_loaders = osp.abspath(found[0])
     args.work_dir = osp.abspath(args.work_dir)
     args.results = osp.abspath(args.results or osp.join(args.work_dir,
                                                         'results.jsonl'))
