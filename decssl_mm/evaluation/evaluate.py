@@ -112,8 +112,9 @@ def evaluate_checkpoint(cfg: Any,
     ``linear_top5``/``linear_train_top1`` (feature-based linear probe,
     :mod:`decssl_mm.evaluation.linear_probe`), and for a classifier loaded
     whole ``cls_top1``/``cls_top5`` (its own head). With ``references``,
-    every metric ``<m>`` also comes as ``<m>_untrained_init`` and
-    ``<m>_untrained_default`` (:mod:`decssl_mm.evaluation.untrained`),
+    the same metrics of the network untrained, in two forms
+    (:mod:`decssl_mm.evaluation.untrained`): ``untrained_init`` (the model's
+    own initialisation) and ``untrained_default`` (PyTorch's default),
     computed with ``seed``, the same settings and the same data.
 
     Args:
@@ -139,9 +140,11 @@ def evaluate_checkpoint(cfg: Any,
             across its runs: the references do not change).
 
     Returns:
-        dict: ``{'metrics': {...}, 'info': {...}}``; info holds the sizes of
-        the splits (``num_train``, ``num_test``), ``feat_dim``, timings and
-        the checkpoint facts of :func:`load_eval_model`.
+        dict: ``metrics`` (trained), ``references`` (``{'untrained_init':
+        metrics, 'untrained_default': metrics}``, empty without
+        ``references``) and ``info``: the sizes of the splits
+        (``num_train``, ``num_test``), ``feat_dim``, timings and the
+        checkpoint facts of :func:`load_eval_model`.
     """
     from .knn import build_knn_dataloader
     from .loaders import find_eval_loaders
@@ -152,7 +155,7 @@ def evaluate_checkpoint(cfg: Any,
     metrics: Dict[str, Any] = {}
     info: dict = {}
     if not evals:
-        return dict(metrics=metrics, info=info)
+        return dict(metrics=metrics, references={}, info=info)
     knn = dict(dict(k=200, temperature=0.1), **(knn or {}))
     train_cfg, val_cfg = loaders or find_eval_loaders(cfg)
     if checkpoint is None:
@@ -176,7 +179,7 @@ def evaluate_checkpoint(cfg: Any,
     info.update(extra)
     metrics.update(_rounded(trained))
     if not references:
-        return dict(metrics=metrics, info=info)
+        return dict(metrics=metrics, references={}, info=info)
     key = reference_key(eval_model_cfg(cfg), seed, evals, knn, probe,
                         train_cfg, val_cfg, head)
     refs = (cache or {}).get(key)
@@ -187,6 +190,7 @@ def evaluate_checkpoint(cfg: Any,
         if cache is not None:
             cache[key] = refs
     info['reference_s'] = round(time.time() - t0, 2)
-    for name in UNTRAINED_INITS:
-        metrics.update({f'{k}_{name}': v for k, v in refs[name].items()})
-    return dict(metrics=metrics, info=info)
+    return dict(metrics=metrics,
+                references={name: dict(refs[name])
+                            for name in UNTRAINED_INITS},
+                info=info)

@@ -169,7 +169,7 @@ def device_of(name: str) -> str:
 
 
 def evaluate_point(point: Point, ckpt: Optional[str],
-                   args: argparse.Namespace) -> Tuple[dict, dict]:
+                   args: argparse.Namespace) -> Tuple[dict, dict, dict]:
     """Metrics of a checkpoint and of its untrained references.
 
     :func:`decssl_mm.evaluation.evaluate_checkpoint` with the sweep's
@@ -177,8 +177,10 @@ def evaluate_point(point: Point, ckpt: Optional[str],
     the point's seed) is evaluated.
 
     Returns:
-        tuple: ``(metrics, eval_info)``; metrics in percent (None when not
-        finite).
+        tuple: ``(metrics, eval_info, references)``; metrics in percent
+        (None when not finite); references: the same metrics of the
+        untrained network, ``{'untrained_init': ..., 'untrained_default':
+        ...}`` (empty with ``--no-references``).
     """
     from mmengine.registry import init_default_scope
     from mmengine.utils import import_modules_from_strings
@@ -192,7 +194,7 @@ def evaluate_point(point: Point, ckpt: Optional[str],
     device = device_of(args.device)
     info: dict = dict(settings=eval_settings(args), device=device)
     if not args.eval:
-        return {}, info
+        return {}, info, {}
     result = evaluate_checkpoint(
         cfg, ckpt, evals=args.eval,
         knn=dict(k=args.knn_k, temperature=args.knn_t),
@@ -209,7 +211,7 @@ def evaluate_point(point: Point, ckpt: Optional[str],
                 'reference_s', 'loaded'):
         if key in extra:
             info[key] = extra[key]
-    return result['metrics'], info
+    return result['metrics'], info, result['references']
 
 
 def cleanup(point: Point, ckpt: Optional[str], keep: str) -> None:
@@ -268,9 +270,10 @@ def run_point(point: Point, args: argparse.Namespace) -> dict:
     """Train (if needed) and evaluate one point; return its record."""
     t0 = time.time()
     if point.no_train:
-        metrics, info = evaluate_point(point, None, args)
+        metrics, info, refs = evaluate_point(point, None, args)
         wall = round(time.time() - t0, 2)
-        return make_record(point, 'ok', metrics=metrics, eval=info,
+        return make_record(point, 'ok', metrics=metrics, references=refs,
+                           eval=info,
                            rounds=0, comm_bytes_total=0, featarc_chosen=None,
                            checkpoint=None, trained=False, train_time_s=0.0,
                            eval_time_s=wall, wall_time_s=wall)
@@ -290,12 +293,13 @@ def run_point(point: Point, args: argparse.Namespace) -> dict:
                                f'checkpoint of the last round in '
                                f'{point.work_dir}')
     t1 = time.time()
-    metrics, info = evaluate_point(point, ckpt, args)
+    metrics, info, refs = evaluate_point(point, ckpt, args)
     eval_s = time.time() - t1
     cinfo = checkpoint_info(ckpt)
     cleanup(point, ckpt, args.keep_checkpoints)
     return make_record(
-        point, 'ok', metrics=metrics, eval=info, rounds=cinfo['rounds'],
+        point, 'ok', metrics=metrics, references=refs, eval=info,
+        rounds=cinfo['rounds'],
         comm_bytes_total=cinfo['comm_bytes_total'],
         featarc_chosen=cinfo['featarc_chosen'], checkpoint=ckpt,
         trained=trained, train_time_s=round(train_s, 2),

@@ -81,19 +81,21 @@ def make_record(point: Point, status: str, **extra) -> dict:
     return rec
 
 
-def summary_line(metrics: dict) -> str:
-    """``knn_top1 T (untrained A / B), ...``: the top-1 figures
-    of a record beside their untrained references (model init / PyTorch
-    default init)."""
+def summary_line(record: dict) -> str:
+    """``knn_top1 T (untrained A / B), ...``: the top-1 figures of a
+    record beside their untrained references (model init / PyTorch default
+    init)."""
+    metrics = record.get('metrics') or {}
+    refs = record.get('references') or {}
     parts = []
     for key in ('knn_top1', 'linear_top1', 'cls_top1'):
         value = metrics.get(key)
         if not isinstance(value, float):
             continue
         text = f'{key} {value:.2f}'
-        refs = [metrics.get(f'{key}_untrained_{n}') for n in ('init',
-                                                               'default')]
-        if all(isinstance(r, float) for r in refs):
-            text += f' (untrained {refs[0]:.2f} / {refs[1]:.2f})'
+        init, default = ((refs.get(n) or {}).get(key)
+                         for n in ('untrained_init', 'untrained_default'))
+        if isinstance(init, float) and isinstance(default, float):
+            text += f' (untrained {init:.2f} / {default:.2f})'
         parts.append(text)
     return ', '.join(parts)

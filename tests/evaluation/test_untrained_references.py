@@ -90,35 +90,41 @@ def test_evaluate_checkpoint_reports_references(hook_run):
     result = evaluate_checkpoint(cfg, ckpt, knn=dict(k=20),
                                  probe=dict(epochs=5), seed=0, cache=cache)
     metrics, info = result['metrics'], result['info']
+    refs = result['references']
     assert info['loaded'] == 'backbone' and info['round'] == 2
     assert info['num_train'] == 120 and info['num_test'] == 60
     base = ('knn_top1', 'knn_top5', 'linear_top1', 'linear_top5',
             'linear_train_top1')
+    assert set(metrics) == set(base)
+    assert set(refs) == {'untrained_init', 'untrained_default'}
     for key in base:
-        for name in ('', '_untrained_init', '_untrained_default'):
-            assert math.isfinite(metrics[key + name]), key + name
+        assert math.isfinite(metrics[key]), key
+        for name, ref in refs.items():
+            assert math.isfinite(ref[key]), (name, key)
     # the trained network, its start and random features: three networks
     trained = [metrics[k] for k in base]
-    init = [metrics[k + '_untrained_init'] for k in base]
-    default = [metrics[k + '_untrained_default'] for k in base]
+    init = [refs['untrained_init'][k] for k in base]
+    default = [refs['untrained_default'][k] for k in base]
     assert trained != init and trained != default and init != default
     # same figures as the hook for the same network, seed and data
     hub = hook_run['runner'].message_hub
     assert metrics['knn_top1'] == pytest.approx(
         hub.get_scalar('knn/top1').current(), abs=1e-3)
-    assert metrics['knn_top1_untrained_init'] == pytest.approx(
+    assert refs['untrained_init']['knn_top1'] == pytest.approx(
         hub.get_scalar('knn/top1_untrained_init').current(), abs=1e-3)
     # cached: the second call reuses the references
     assert len(cache) == 1
     again = evaluate_checkpoint(cfg, ckpt, knn=dict(k=20),
                                 probe=dict(epochs=5), seed=0, cache=cache)
     assert again['metrics'] == metrics and len(cache) == 1
+    assert again['references'] == refs
     # the untrained model itself equals its reference
     init_only = evaluate_checkpoint(cfg, None, evals=('knn', ),
                                     knn=dict(k=20), references=False)
     assert init_only['metrics']['knn_top1'] == \
-        metrics['knn_top1_untrained_init']
+        refs['untrained_init']['knn_top1']
     assert set(init_only['metrics']) == {'knn_top1', 'knn_top5'}
+    assert init_only['references'] == {}
 
 
 def _tool(name):
@@ -163,7 +169,8 @@ def test_reference_keys_in_an_extracted_backbone_run(hook_run, tmp_path):
     path = str(tmp_path / 'backbone.pth')
     atomic_torch_save(backbone_file_content(state, info), path)
     kwargs = dict(evals=('knn', ), knn=dict(k=20), seed=0)
-    a = evaluate_checkpoint(hook_run['cfg'], path, **kwargs)['metrics']
-    b = evaluate_checkpoint(hook_run['cfg'], hook_run['ckpt'],
-                            **kwargs)['metrics']
-    assert a == b and 'knn_top1_untrained_default' in a
+    a = evaluate_checkpoint(hook_run['cfg'], path, **kwargs)
+    b = evaluate_checkpoint(hook_run['cfg'], hook_run['ckpt'], **kwargs)
+    assert a['metrics'] == b['metrics']
+    assert a['references'] == b['references']
+    assert 'knn_top1' in a['references']['untrained_default']

@@ -143,9 +143,9 @@ def test_untrained_references_become_reference_rows(tmp_path, capsys):
         for part in ('iid', 'dir0.1'):
             rec = _rec('SimCLR', seed, 70 + seed, g_partition=part,
                        num_clients=10)
-            rec['metrics'].update(linear_top1_untrained_init=40 + seed,
-                                  linear_top1_untrained_default=30 + seed,
-                                  knn_top1_untrained_init=35.0)
+            rec['references'] = dict(
+                untrained_init=dict(linear_top1=40 + seed, knn_top1=35.0),
+                untrained_default=dict(linear_top1=30 + seed))
             recs.append(rec)
     path = tmp_path / 'refs.jsonl'
     _write(path, recs)

@@ -78,7 +78,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
             references=not args.no_references, seed=seed)
     except EvalConfigError as e:
         raise SystemExit(f'knn_eval: error: {e}')
-    metrics, info = result['metrics'], result['info']
+    metrics, info = dict(result['metrics']), result['info']
+    trained = {k[len('knn_'):]: v for k, v in metrics.items()
+               if k.startswith('knn_')}
+    for name, ref in result['references'].items():
+        metrics.update({f'{k}_{name}': v for k, v in ref.items()})
     where = f" (cluster {info['cluster']})" if info['cluster'] >= 0 else ''
     print(f'kNN k={args.k} T={args.temperature} on {args.checkpoint}{where}, '
           f"round {info['round']}, {info['num_train']} bank / "
@@ -89,8 +93,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     for name, key in lines:
         if key in metrics:
             print('  ' + _line(name, metrics, key))
-    return {k[len('knn_'):]: v for k, v in metrics.items()
-            if k.startswith('knn_') and '_untrained_' not in k}
+    return trained
 
 
 if __name__ == '__main__':

@@ -35,11 +35,11 @@ algorithm, aggregation, partition, num_clients, rounds, local_epochs,
 participation, ... and every override key), then its ``grid`` (axis values
 as typed, e.g. for a zipped axis), then the record itself.
 
-Untrained references: a record whose metrics carry
-``<metric>_untrained_init`` / ``<metric>_untrained_default`` (the same
-network untrained: the model's own initialisation / PyTorch's default one,
-written by the sweep) also gives the series ``<series> (untrained: model
-init)`` / ``<series> (untrained: default init)``: horizontal reference
+Untrained references: a record with ``references`` (the metrics of the same
+network untrained, written by the sweep: ``untrained_init``, the model's own
+initialisation, and ``untrained_default``, PyTorch's default one) also gives
+the series ``<series> (untrained: model init)`` / ``<series> (untrained:
+default init)``: horizontal reference
 lines (and reference table rows) in line plots, bars in bar plots, rows in
 the flat table. ``--untrained`` picks which (default ``both``).
 
@@ -94,11 +94,16 @@ PRESETS = {
     'bar': dict(kind='bar', title=None, xlabel=None, reference=None),
 }
 Row = Tuple[str, Any, Any, float]  # series, x, seed, value
-# --untrained choice -> (metric key suffix, series label)
+# --untrained choice -> (name in a record's references, series label)
 UNTRAINED = OrderedDict([
-    ('init', ('_untrained_init', 'untrained: model init')),
-    ('default', ('_untrained_default', 'untrained: default init')),
+    ('init', ('untrained_init', 'untrained: model init')),
+    ('default', ('untrained_default', 'untrained: default init')),
 ])
+
+
+def reference_metric(rec: dict, name: str, metric: str) -> Any:
+    """``metric`` of the untrained reference ``name`` of a record."""
+    return ((rec.get('references') or {}).get(name) or {}).get(metric)
 
 
 class PlotError(ValueError):
@@ -227,8 +232,8 @@ def untrained_rows(records: Iterable[dict], x: Optional[str], series: str,
         if _finite(metrics.get('cls_top1')) and not metric.startswith('cls_'):
             name = rep_label.format(method=name)
         for kind in kinds:
-            suffix, label = UNTRAINED[kind]
-            value = metrics.get(metric + suffix)
+            ref, label = UNTRAINED[kind]
+            value = reference_metric(rec, ref, metric)
             if _finite(value):
                 rows.append((f'{name} ({label})', lookup(rec, x) if x else
                              None, rec.get('seed'), float(value)))
@@ -427,13 +432,14 @@ def metric_table(records: List[dict], series: str,
                     float(m[k]))
             else:
                 per.setdefault(name, {})
-        for kind, (suffix, label) in UNTRAINED.items():
+        for kind, (ref, label) in UNTRAINED.items():
             if which not in ('both', kind):
                 continue
             for k in metrics:
-                if _finite(m.get(k + suffix)):
+                value = reference_metric(rec, ref, k)
+                if _finite(value):
                     per.setdefault(f'{name} ({label})', {}).setdefault(
-                        k, []).append(float(m[k + suffix]))
+                        k, []).append(float(value))
     lines = ['| method | ' + ' | '.join(metrics) + ' |',
              '|---|' + '---|' * len(metrics)]
     for name, vals in per.items():
@@ -485,7 +491,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--untrained', default='both',
                    choices=['both', 'init', 'default', 'none'],
                    help='untrained references to show (records with '
-                   '<metric>_untrained_init/_default): the model\'s own '
+                   'references): the model\'s own '
                    'initialisation, PyTorch\'s default one, both (default) '
                    'or none')
     p.add_argument('--title', help='plot title (overrides the preset)')

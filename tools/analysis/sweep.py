@@ -13,14 +13,15 @@ checkpoint is then evaluated on frozen backbone features by
 :func:`decssl_mm.evaluation.evaluate_checkpoint` (weighted kNN, k=200,
 T=0.1, and the feature-based linear probe of
 :mod:`decssl_mm.evaluation.linear_probe`; for classifiers also their own
-head), each metric beside the same network untrained (``<metric>_untrained
-_init``: the model's own initialisation with the point's seed;
-``<metric>_untrained_default``: PyTorch's default initialisation), on the
+head), beside the same network untrained (``references``:
+``untrained_init``, the model's own initialisation with the point's seed;
+``untrained_default``, PyTorch's default initialisation), on the
 config's evaluation loaders (``knn_train_dataloader``/``knn_val_dataloader``
 or a ``KNNEvalHook``'s; ``--eval-loaders CONFIG`` takes them from another
 file). ONE line is appended to the results file (JSON lines, default
 ``WORK_DIR/results.jsonl``) with: the grid values, the seed, the overrides,
-the exact merged config (text), the metrics, wall times, rounds done and
+the exact merged config (text), the metrics and their references, wall
+times, rounds done and
 communicated bytes (``checkpoint['federated']['comm_bytes_total']``).
 
 Resumable: a point whose key (config, overrides, seed, evaluation settings)
@@ -159,8 +160,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    "point's config, e.g. configs/benchmarks/_base_/datasets/"
                    'fashion_mnist_knn.py')
     p.add_argument('--no-references', action='store_true',
-                   help='skip the untrained references (<metric>_untrained_'
-                   'init / _untrained_default)')
+                   help='skip the untrained references (the records\' '
+                   'references: untrained_init, untrained_default)')
     p.add_argument('--device', default='auto',
                    help='evaluation device: auto, cpu, cuda, cuda:1, ...')
     p.add_argument('--runner', choices=['subprocess', 'inprocess'],
@@ -259,7 +260,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             rec = make_record(p, 'failed', error=f'{type(e).__name__}: {e}')
             print(f'{head}: FAILED: {type(e).__name__}: {e}', flush=True)
         else:
-            print(f'{head}: {summary_line(rec["metrics"])} (train '
+            print(f'{head}: {summary_line(rec)} (train '
                   f'{rec["train_time_s"]:.0f} s, eval '
                   f'{rec["eval_time_s"]:.0f} s)', flush=True)
         append_result(args.results, rec)
