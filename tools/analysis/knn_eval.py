@@ -85,8 +85,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
         metrics.update({f'{k}_{name}': v for k, v in ref.items()})
     where = f" (cluster {info['cluster']})" if info['cluster'] >= 0 else ''
     print(f'kNN k={args.k} T={args.temperature} on {args.checkpoint}{where}, '
-          f"round {info['round']}, {info['num_train']} bank / "
-          f"{info['num_test']} query images, seed {seed}:")
+          f"round {info['round']}: " +
+          ', '.join(f'{k} {v:.2f}' if v is not None else f'{k} n/a'
+                    for k, v in trained.items()))
+    print(f"  {info['num_train']} bank / {info['num_test']} query images; "
+          f'untrained references seeded with {seed}:')
     lines = [('kNN top-1', 'knn_top1'), ('kNN top-5', 'knn_top5'),
              ('linear probe top-1', 'linear_top1'),
              ('own classifier top-1', 'cls_top1')]
