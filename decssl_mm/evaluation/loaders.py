@@ -71,8 +71,7 @@ def find_eval_loaders(cfg: Any, source: Optional[str] = None
         f'{name}: no evaluation data: looked for {looked} (labelled, '
         'un-augmented dataloader configs with a dataset); add '
         'knn_train_dataloader and knn_val_dataloader to the config, e.g. '
-        "from a '_base_' file like "
-        'configs/benchmarks/_base_/datasets/fashion_mnist_knn.py')
+        "from a '_base_' file of configs/benchmarks/_base_/datasets/")
 
 
 def override_eval_loader(loader: dict,

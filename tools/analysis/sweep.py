@@ -125,7 +125,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='do not adapt epoch-based schedulers to a changed '
                    'train_cfg.rounds')
     p.add_argument('--data-root', help='replace every data_root of the '
-                   'configs (e.g. another Fashion-MNIST folder)')
+                   'configs (e.g. another copy of the dataset)')
     p.add_argument('--work-dir', required=True,
                    help='folder of the point work dirs (and the results)')
     p.add_argument('--results', help='results file (JSON lines); default '
@@ -157,8 +157,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--eval-loaders', metavar='CONFIG',
                    help='take the evaluation loaders (knn_train_dataloader, '
                    'knn_val_dataloader) from this config instead of each '
-                   "point's config, e.g. configs/benchmarks/_base_/datasets/"
-                   'fashion_mnist_knn.py')
+                   "point's config, e.g. a file of configs/benchmarks/"
+                   '_base_/datasets/')
     p.add_argument('--no-references', action='store_true',
                    help='skip the untrained references (the records\' '
                    'references: untrained_init, untrained_default)')
