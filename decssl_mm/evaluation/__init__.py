@@ -1,14 +1,27 @@
-"""Evaluation of self-supervised models: kNN and backbone export."""
+"""Evaluation of self-supervised models: kNN, linear probe, untrained
+references, backbone export."""
+from .evaluate import EVALS, evaluate_checkpoint, feature_metrics
 from .export import (check_backbone_compat, extract_backbone_state,
                      infer_resnet_depth, save_backbone)
+from .features import pool_output, pooled_embedding
 from .knn import (build_knn_dataloader, extract_features, knn_accuracy,
                   knn_evaluate, knn_predict)
 from .knn_hook import KNNEvalHook
 from .linear_probe import (classifier_accuracy, linear_probe_evaluate,
-                           train_linear_probe)  # noqa: F401
+                           train_linear_probe)
+from .loaders import EVAL_LOADER_KEYS, EvalConfigError, find_eval_loaders
+from .model_loading import eval_model_cfg, load_eval_model
+from .untrained import (UNTRAINED_INITS, build_untrained_model,
+                        untrained_metrics)
 
 __all__ = [
+    'EVALS', 'evaluate_checkpoint', 'feature_metrics',
     'check_backbone_compat', 'extract_backbone_state', 'infer_resnet_depth',
-    'save_backbone', 'build_knn_dataloader', 'extract_features',
-    'knn_accuracy', 'knn_evaluate', 'knn_predict', 'KNNEvalHook'
+    'save_backbone', 'pool_output', 'pooled_embedding',
+    'build_knn_dataloader', 'extract_features', 'knn_accuracy',
+    'knn_evaluate', 'knn_predict', 'KNNEvalHook', 'classifier_accuracy',
+    'linear_probe_evaluate', 'train_linear_probe', 'EVAL_LOADER_KEYS',
+    'EvalConfigError', 'find_eval_loaders', 'eval_model_cfg',
+    'load_eval_model', 'UNTRAINED_INITS', 'build_untrained_model',
+    'untrained_metrics'
 ]

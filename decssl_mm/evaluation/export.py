@@ -50,6 +50,14 @@ _RESNET_ARCHS = {
 # Top-level names of a bare ResNet state dict (plain or deep stem).
 _BARE_ROOTS = ('conv1.', 'bn1.', 'stem.', 'layer')
 _BN_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
+# Backbone types with the CIFAR stem (3x3 conv1, stride 1, no max-pool).
+_CIFAR_TYPES = ('ResNet_CIFAR', )
+STEMS = {
+    'cifar': 'a CIFAR stem (conv1 3x3 stride 1, no max-pool: mmpretrain '
+    'ResNet_CIFAR)',
+    'imagenet': 'an ImageNet stem (conv1 7x7 stride 2, then max-pool: '
+    'mmpretrain/mmdet/mmseg ResNet)',
+}
 
 
 def _is_state_dict(obj) -> bool:
@@ -320,7 +328,8 @@ def _backbone_args(spec: Union[int, dict]) -> dict:
         base_channels=base,
         num_stages=cfg.get('num_stages', 4),
         deep_stem=bool(cfg.get('deep_stem', typ in ('ResNetV1c',
-                                                    'ResNetV1d'))))
+                                                    'ResNetV1d'))),
+        stem='cifar' if typ in _CIFAR_TYPES else 'imagenet')
 
 
 def _expected_shapes(args: dict) -> Dict[str, tuple]:
@@ -332,15 +341,41 @@ def _expected_shapes(args: dict) -> Dict[str, tuple]:
 
 @lru_cache(maxsize=8)
 def _shapes_of(args: tuple) -> tuple:
-    from mmpretrain.models.backbones import ResNet
+    from mmpretrain.models.backbones import ResNet, ResNet_CIFAR
     kwargs = dict(args)
-    model = ResNet(**kwargs, out_indices=(kwargs['num_stages'] - 1, ))
+    cls = ResNet_CIFAR if kwargs.pop('stem') == 'cifar' else ResNet
+    model = cls(**kwargs, out_indices=(kwargs['num_stages'] - 1, ))
     return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
 def _describe(args: dict) -> str:
     stem = ', deep stem' if args.get('deep_stem') else ''
-    return f"ResNet-{args['depth']}{stem}"
+    cifar = ', CIFAR stem' if args.get('stem') == 'cifar' else ''
+    return f"ResNet-{args['depth']}{stem}{cifar}"
+
+
+def _stem_of(state: StateDict) -> Optional[str]:
+    """``'cifar'`` (3x3 ``conv1``) or ``'imagenet'`` (7x7 ``conv1``) of a
+    plain-stem ResNet state dict; None otherwise (e.g. a deep stem)."""
+    weight = state.get('conv1.weight')
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 4:
+        return None
+    return {3: 'cifar', 7: 'imagenet'}.get(int(weight.shape[-1]))
+
+
+def _check_stem(state: StateDict, args: dict, ckpt_path: str) -> None:
+    """Refuse a CIFAR-stem file for an ImageNet-stem config or the reverse.
+    """
+    got = None if args['deep_stem'] else _stem_of(state)
+    if got is None or got == args['stem']:
+        return
+    shape = tuple(state['conv1.weight'].shape)
+    raise ValueError(
+        f'{ckpt_path}: the backbone weights have {STEMS[got]} (conv1.weight '
+        f"{shape}), but the config's backbone ({_describe(args)}) has "
+        f"{STEMS[args['stem']]}; use a config with the checkpoint's stem "
+        "(backbone type 'ResNet_CIFAR' for the CIFAR stem, 'ResNet' for the "
+        'ImageNet stem).')
 
 
 def check_backbone_compat(state: StateDict,
@@ -358,9 +393,13 @@ def check_backbone_compat(state: StateDict,
 
     Raises:
         ValueError: Naming the file, the expected architecture, the first
-            mismatching key and the depth the checkpoint seems to have.
+            mismatching key and the depth the checkpoint seems to have; for
+            a CIFAR-stem file (``ResNet_CIFAR``: 3x3 ``conv1``, no max-pool)
+            and an ImageNet-stem config (``ResNet``: 7x7 ``conv1``) or the
+            reverse, naming the file and both stems.
     """
     args = _backbone_args(model_cfg)
+    _check_stem(state, args, ckpt_path)
     expected = _expected_shapes(args)
     problem = None
     for key, shape in expected.items():

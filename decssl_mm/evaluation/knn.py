@@ -14,6 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from .features import pool_output, pooled_embedding
+
 __all__ = [
     'knn_predict', 'knn_accuracy', 'extract_features', 'build_knn_dataloader',
     'knn_evaluate', 'unwrap_model'
@@ -167,14 +169,6 @@ def _labels_of(data_samples) -> torch.Tensor:
     return torch.cat(labels).long()
 
 
-def _pool(out) -> torch.Tensor:
-    if isinstance(out, (tuple, list)):
-        out = out[-1]
-    if out.ndim == 4:
-        return out.mean(dim=(2, 3))
-    return out.flatten(1)
-
-
 def iter_eval_batches(model: nn.Module, dataloader: Iterable
                       ) -> Iterator[Tuple[torch.Tensor, Any]]:
     """Labelled batches preprocessed for an eval-mode forward pass.
@@ -233,11 +227,13 @@ def extract_features(model: nn.Module,
     model = unwrap_model(model)
     feats, labels = [], []
     for inputs, samples in iter_eval_batches(model, dataloader):
-        out = model.backbone(inputs)
         if feature == 'neck':
-            out = model.neck(out if isinstance(out, (tuple, list)) else
-                             (out, ))
-        feats.append(_pool(out).float().cpu())
+            out = model.backbone(inputs)
+            feat = pool_output(model.neck(
+                out if isinstance(out, (tuple, list)) else (out, )))
+        else:
+            feat = pooled_embedding(model.backbone, inputs, normalize=False)
+        feats.append(feat.float().cpu())
         labels.append(_labels_of(samples))
     if not feats:
         raise ValueError('kNN dataloader is empty')

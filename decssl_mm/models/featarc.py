@@ -7,35 +7,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
+from decssl_mm.evaluation.features import pooled_embedding
 from decssl_mm.registry import MODELS
 
 __all__ = ['FeatARC', 'pooled_embedding']
 
 _BACKBONE_PREFIX = 'backbone.'
-
-
-def pooled_embedding(backbone: nn.Module,
-                     inputs: torch.Tensor) -> torch.Tensor:
-    """The L2-normalised, global-average-pooled last backbone output.
-
-    This is the feature FeatARC aligns and clusters on, on both sides (the
-    client model and the cluster/reference model): the last element of the
-    backbone's output tuple (for a ResNet with ``out_indices=(3, )`` the last
-    stage), averaged over its spatial positions.
-
-    Args:
-        backbone (nn.Module): A backbone (e.g. mmpretrain ``ResNet``).
-        inputs (Tensor): Preprocessed images, ``N x C x H x W``.
-
-    Returns:
-        Tensor: ``N x D`` unit-norm features.
-    """
-    out = backbone(inputs)
-    if isinstance(out, (tuple, list)):
-        out = out[-1]
-    if out.ndim == 4:
-        out = out.mean(dim=(2, 3))
-    return F.normalize(out.flatten(1), dim=1)
 
 
 @MODELS.register_module()

@@ -135,3 +135,33 @@ def test_mean_std_and_order():
                         None) == ['iid', 'dir1', 'dir0.02', 'skew0.5',
                                   'skew0']
     assert plot.order_x([25, 1, 5], None) == [1, 5, 25]
+
+
+def test_untrained_references_become_reference_rows(tmp_path, capsys):
+    recs = []
+    for seed in (0, 1):
+        for part in ('iid', 'dir0.1'):
+            rec = _rec('SimCLR', seed, 70 + seed, g_partition=part,
+                       num_clients=10)
+            rec['references'] = dict(
+                untrained_init=dict(linear_top1=40 + seed, knn_top1=35.0),
+                untrained_default=dict(linear_top1=30 + seed))
+            recs.append(rec)
+    path = tmp_path / 'refs.jsonl'
+    _write(path, recs)
+    written = plot.main([str(path), '--plot', 'heterogeneity', '--out-dir',
+                         str(tmp_path), '--table'])
+    assert osp.getsize(written['heterogeneity']) > 1000
+    text = capsys.readouterr().out
+    assert '| SimCLR (untrained: model init) (reference) | 40.5 ± 0.7 ' \
+        '(n=2) | ″ |' in text
+    assert '| SimCLR (untrained: default init) (reference) | 30.5 ± 0.7 ' \
+        '(n=2) | ″ |' in text
+    plot.main([str(path), '--plot', 'heterogeneity', '--out-dir',
+               str(tmp_path), '--table', '--untrained', 'default'])
+    text = capsys.readouterr().out
+    assert 'model init' not in text and 'default init' in text
+    plot.main([str(path), '--table'])  # flat table: one row per reference
+    text = capsys.readouterr().out
+    assert '| SimCLR (untrained: model init) | 35.0 ± 0.0 (n=4) | ' \
+        '40.5 ± 0.6 (n=4) | – |' in text

@@ -43,6 +43,9 @@ def test_two_point_sweep_writes_results_and_resumes(fmnist_root, tmp_path,
         assert rec['status'] == 'ok' and rec['trained'] is True
         for k in ('knn_top1', 'knn_top5', 'linear_top1', 'linear_top5'):
             assert math.isfinite(rec['metrics'][k]), (rec['method'], k)
+            # beside it, the same network untrained, in two forms
+            for ref in ('untrained_init', 'untrained_default'):
+                assert math.isfinite(rec['references'][ref][k]), (k, ref)
         assert rec['rounds'] == 1
         assert rec['comm_bytes_total'] > 0
         assert rec['grid'] == {'method': rec['method']}
@@ -58,6 +61,8 @@ def test_two_point_sweep_writes_results_and_resumes(fmnist_root, tmp_path,
         assert pths == [osp.basename(rec['checkpoint'])]
     sl = recs[1]
     assert math.isfinite(sl['metrics']['cls_top1'])  # Dec-SL's own head
+    assert math.isfinite(sl['references']['untrained_init']['cls_top1'])
+    assert 'untrained ' in capsys.readouterr().out  # the summary lines
     assert 'cls_top1' not in recs[0]['metrics']
 
     # same command: both points are skipped, nothing is appended
@@ -196,3 +201,25 @@ def test_no_train_evaluates_the_initial_model(fmnist_root, tmp_path):
     assert math.isfinite(rec['metrics']['knn_top1'])
     assert math.isfinite(rec['metrics']['linear_top1'])
     assert not osp.isdir(rec['work_dir'])  # nothing trained or saved
+
+
+def test_eval_loaders_are_checked_before_training(tmp_path):
+    no_eval = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
+    with pytest.raises(sweep.SweepError) as err:
+        _plan(['--config', no_eval])
+    msg = str(err.value)
+    assert 'simclr_r18_fmnist_dir0.1.py' in msg
+    assert 'knn_train_dataloader + knn_val_dataloader' in msg
+    assert '--eval-loaders' in msg
+    # loaders from another file, or no evaluation: planned
+    knn = 'configs/benchmarks/_base_/datasets/fashion_mnist_knn.py'
+    (point, ) = _plan(['--config', no_eval, '--eval-loaders', knn])
+    train, val = sweep.eval_loaders(point, sweep.parse_args(
+        ['--work-dir', str(tmp_path), '--eval-loaders', knn,
+         '--eval-test-subset', '7']))
+    assert (train['dataset']['split'], val['dataset']['split']) == \
+        ('train', 'test')
+    assert val['dataset']['subset'] == 7
+    assert len(_plan(['--config', no_eval, '--eval', 'none'])) == 1
+    with pytest.raises(SystemExit):  # argparse: missing file
+        sweep.parse_args(['--work-dir', 'x', '--eval-loaders', 'nope.py'])

@@ -4,8 +4,11 @@
         [--cfg-options k=v ...]
 
 CONFIG builds the classifier (``model`` + ``data_preprocessor``) and gives
-the labelled test data (``knn_val_dataloader``, else ``val_dataloader``).
-Prints the head's top-1 accuracy, how its predictions spread over the
+the labelled test data: the query loader of
+:func:`decssl_mm.evaluation.find_eval_loaders` (``knn_val_dataloader``, or
+a ``KNNEvalHook``'s ``val_dataloader``). Prints the head's top-1 accuracy
+beside the same classifier untrained (model init / PyTorch default init,
+seeded by ``randomness.seed``), how its predictions spread over the
 classes against the true class counts, the share of the most predicted
 class, and the norm of every class row of the last linear layer. A head
 that predicts one class for most images while its rows are barely larger
@@ -74,31 +77,44 @@ def summarize(scores, labels, weight=None) -> dict:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    from decssl_mm.evaluation.export import load_whole_model
+    from decssl_mm.evaluation import (EvalConfigError, build_untrained_model,
+                                      eval_model_cfg, find_eval_loaders,
+                                      load_eval_model)
     from decssl_mm.evaluation.knn import build_knn_dataloader
     from decssl_mm.evaluation.linear_probe import (classifier_predictions,
                                                    has_classifier_head)
     from decssl_mm.registry import MODELS
     from decssl_mm.utils.checkpoint_io import atomic_write_text
-    from decssl_mm.utils.tool_config import (load_tool_config,
-                                             model_cfg_like_runner)
+    from decssl_mm.utils.tool_config import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)
-    loader_cfg = cfg.get('knn_val_dataloader') or cfg.get('val_dataloader')
-    if not loader_cfg:
-        raise SystemExit(f'{args.config}: needs knn_val_dataloader or '
-                         'val_dataloader (the labelled test data)')
-    model = MODELS.build(model_cfg_like_runner(cfg))
+    try:
+        _, loader_cfg = find_eval_loaders(cfg, args.config)
+    except EvalConfigError as e:
+        raise SystemExit(f'head_diagnosis: error: {e}')
+    model = MODELS.build(eval_model_cfg(cfg))
     if not has_classifier_head(model):
         raise SystemExit(f'{args.config}: model {cfg.model.get("type")!r} '
                          'has no classifier head to diagnose')
-    rnd = load_whole_model(model, args.checkpoint)
-    scores, labels = classifier_predictions(
-        model, build_knn_dataloader(loader_cfg))
+    model, ckpt_info = load_eval_model(cfg, args.checkpoint, model=model)
+    if ckpt_info['loaded'] != 'model':
+        raise SystemExit(f'{args.checkpoint}: holds a backbone only, no '
+                         'classifier head to diagnose')
+    rnd = ckpt_info['round']
+    loader = build_knn_dataloader(loader_cfg)
+    scores, labels = classifier_predictions(model, loader)
     fc = _last_linear(model.head)
     info = summarize(scores, labels, fc.weight if fc is not None else None)
     info.update(checkpoint=args.checkpoint, round=rnd)
-    print(f'{args.checkpoint} (round {rnd}): top-1 {info["top1"]:.2f} %, '
+    seed = int((cfg.get('randomness') or {}).get('seed') or 0)
+    for name, init in (('untrained_init', 'model'),
+                       ('untrained_default', 'default')):
+        untrained = build_untrained_model(cfg, init, seed)
+        info[f'top1_{name}'] = summarize(
+            *classifier_predictions(untrained, loader))['top1']
+    print(f'{args.checkpoint} (round {rnd}): top-1 {info["top1"]:.2f} % '
+          f'(untrained: {info["top1_untrained_init"]:.2f} % model init, '
+          f'{info["top1_untrained_default"]:.2f} % PyTorch default init), '
           f'{info["majority_share"]:.1f} % of the predictions are class '
           f'{info["majority_class"]}')
     print(f'  predicted per class: {info["pred_counts"]}')

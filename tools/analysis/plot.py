@@ -35,6 +35,14 @@ algorithm, aggregation, partition, num_clients, rounds, local_epochs,
 participation, ... and every override key), then its ``grid`` (axis values
 as typed, e.g. for a zipped axis), then the record itself.
 
+Untrained references: a record with ``references`` (the metrics of the same
+network untrained, written by the sweep: ``untrained_init``, the model's own
+initialisation, and ``untrained_default``, PyTorch's default one) also gives
+the series ``<series> (untrained: model init)`` / ``<series> (untrained:
+default init)``: horizontal reference
+lines (and reference table rows) in line plots, bars in bar plots, rows in
+the flat table. ``--untrained`` picks which (default ``both``).
+
 ``--table`` prints a markdown table (mean +- std over seeds, n) per plot,
 rows = series, columns = x values; without ``--plot``, one table of every
 method x metric.
@@ -44,10 +52,15 @@ import json
 import math
 import os
 import os.path as osp
-import re
 import sys
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+
+from decssl_mm.utils.partition_names import \
+    heterogeneity_rank  # noqa: E402,F401
 
 METRIC_LABELS = {
     'linear_top1': 'linear probe top-1 (%)',
@@ -81,6 +94,16 @@ PRESETS = {
     'bar': dict(kind='bar', title=None, xlabel=None, reference=None),
 }
 Row = Tuple[str, Any, Any, float]  # series, x, seed, value
+# --untrained choice -> (name in a record's references, series label)
+UNTRAINED = OrderedDict([
+    ('init', ('untrained_init', 'untrained: model init')),
+    ('default', ('untrained_default', 'untrained: default init')),
+])
+
+
+def reference_metric(rec: dict, name: str, metric: str) -> Any:
+    """``metric`` of the untrained reference ``name`` of a record."""
+    return ((rec.get('references') or {}).get(name) or {}).get(metric)
 
 
 class PlotError(ValueError):
@@ -184,6 +207,39 @@ def to_rows(records: Iterable[dict], x: Optional[str], series: str,
     return rows, skipped
 
 
+def untrained_rows(records: Iterable[dict], x: Optional[str], series: str,
+                   metric: str, which: str = 'both',
+                   rep_label: str = '{method}Rep') -> List[Row]:
+    """Data points of the untrained references of the records.
+
+    Args:
+        records (Iterable[dict]): Results records.
+        x (str, optional): Field on the x axis (None: reference lines).
+        series (str): Field naming the series.
+        metric (str): The plotted metric.
+        which (str): ``'init'``, ``'default'``, ``'both'`` or ``'none'``.
+        rep_label (str): Series name of a classifier's backbone metric.
+
+    Returns:
+        list: Rows named ``<series> (untrained: ...)``.
+    """
+    kinds = [] if which == 'none' else list(UNTRAINED) if which == 'both' \
+        else [which]
+    rows: List[Row] = []
+    for rec in records:
+        metrics = rec.get('metrics') or {}
+        name = str(lookup(rec, series, 'unknown'))
+        if _finite(metrics.get('cls_top1')) and not metric.startswith('cls_'):
+            name = rep_label.format(method=name)
+        for kind in kinds:
+            ref, label = UNTRAINED[kind]
+            value = reference_metric(rec, ref, metric)
+            if _finite(value):
+                rows.append((f'{name} ({label})', lookup(rec, x) if x else
+                             None, rec.get('seed'), float(value)))
+    return rows
+
+
 # ------------------------------------------------------------- statistics
 def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
     """Mean, sample standard deviation (0 for one value), count."""
@@ -212,6 +268,18 @@ def group(rows: Iterable[Row]
     return out
 
 
+def reference_stat(ref_rows: Sequence[Row], name: str
+                   ) -> Tuple[float, float, int]:
+    """Mean, std and count over seeds of a reference series (one value
+    per seed: the mean of its rows, e.g. of one untrained network evaluated
+    beside several grid points)."""
+    seeds: 'OrderedDict[Any, List[float]]' = OrderedDict()
+    for s, _, seed, v in ref_rows:
+        if s == name:
+            seeds.setdefault(seed, []).append(v)
+    return mean_std([sum(v) / len(v) for v in seeds.values()])
+
+
 def _hashable(x: Any) -> Any:
     if isinstance(x, (dict, list)):
         return json.dumps(x, sort_keys=True)
@@ -220,22 +288,6 @@ def _hashable(x: Any) -> Any:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def heterogeneity_rank(label: Any) -> Tuple[int, float, str]:
-    """Sort key from IID to most skewed: ``iid``, ``dir<a>`` by decreasing
-    alpha, ``skew<r>`` by decreasing ratio, then the rest."""
-    text = str(label).lower()
-    if text == 'iid':
-        return (0, 0.0, text)
-    m = re.match(r'^(dir(?:ichlet)?|skew)([0-9.eE+-]+)$', text)
-    if m:
-        try:
-            val = float(m.group(2))
-        except ValueError:
-            val = 0.0
-        return (1 if m.group(1).startswith('dir') else 2, -val, text)
-    return (3, 0.0, text)
 
 
 def order_x(values: Iterable[Any], x: Optional[str]) -> List[Any]:
@@ -274,9 +326,8 @@ def plot_line(rows: List[Row], ref_rows: List[Row], out: str, title: str,
         ax.errorbar([pos[x] for x in xs], [by_x[x][0] for x in xs],
                     yerr=[by_x[x][1] for x in xs], marker='o', capsize=3,
                     label=name)
-    for i, (name, by_x) in enumerate(group(ref_rows).items()):
-        vals = [v for s, _, _, v in ref_rows if s == name]
-        mean, std, n = mean_std(vals)
+    for i, name in enumerate(group(ref_rows)):
+        mean, std, n = reference_stat(ref_rows, name)
         color = f'C{(len(stats) + i) % 10}'
         ax.axhline(mean, ls='--', color=color, label=f'{name} (n={n})')
         if std > 0:
@@ -357,8 +408,7 @@ def pivot_table(rows: List[Row], ref_rows: List[Row], x: str,
         cells = [fmt_stat(by_x.get(v), digits) for v in xs_all]
         lines.append('| ' + ' | '.join([name] + cells) + ' |')
     for name in group(ref_rows):
-        vals = [v for s, _, _, v in ref_rows if s == name]
-        cell = fmt_stat(mean_std(vals), digits)
+        cell = fmt_stat(reference_stat(ref_rows, name), digits)
         # one value for every column: written once, then ditto marks
         lines.append('| ' + ' | '.join(
             [f'{name} (reference)', cell] + ['″'] *
@@ -369,8 +419,9 @@ def pivot_table(rows: List[Row], ref_rows: List[Row], x: str,
 def metric_table(records: List[dict], series: str,
                  metrics: Sequence[str] = ('knn_top1', 'linear_top1',
                                            'cls_top1'),
-                 digits: int = 1) -> str:
-    """Markdown table: rows = series, columns = metrics."""
+                 digits: int = 1, which: str = 'both') -> str:
+    """Markdown table: rows = series, columns = metrics; the untrained
+    references (``which``) as rows ``<series> (untrained: ...)``."""
     per: 'OrderedDict[str, Dict[str, List[float]]]' = OrderedDict()
     for rec in records:
         name = str(lookup(rec, series, 'unknown'))
@@ -381,6 +432,14 @@ def metric_table(records: List[dict], series: str,
                     float(m[k]))
             else:
                 per.setdefault(name, {})
+        for kind, (ref, label) in UNTRAINED.items():
+            if which not in ('both', kind):
+                continue
+            for k in metrics:
+                value = reference_metric(rec, ref, k)
+                if _finite(value):
+                    per.setdefault(f'{name} ({label})', {}).setdefault(
+                        k, []).append(float(value))
     lines = ['| method | ' + ' | '.join(metrics) + ' |',
              '|---|' + '---|' * len(metrics)]
     for name, vals in per.items():
@@ -429,6 +488,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='series (or reference lines) to leave out, by name '
                    'as in the legend, e.g. Dec-SL Init/Dec-SL (a '
                    "classifier's head series) to unclutter a probe plot")
+    p.add_argument('--untrained', default='both',
+                   choices=['both', 'init', 'default', 'none'],
+                   help='untrained references to show (records with '
+                   'references): the model\'s own '
+                   'initialisation, PyTorch\'s default one, both (default) '
+                   'or none')
     p.add_argument('--title', help='plot title (overrides the preset)')
     p.add_argument('--table', action='store_true',
                    help='print markdown tables (mean ± std over seeds)')
@@ -475,6 +540,12 @@ def make_plot(records: List[dict], plot: str,
                             args.head_label, args.rep_label)
     ref_rows, skipped_ref = to_rows(ref_recs, None, series, args.metric,
                                     args.head_label, args.rep_label)
+    if preset['kind'] == 'line':
+        ref_rows += untrained_rows(main_recs, None, series, args.metric,
+                                   args.untrained, args.rep_label)
+    else:
+        rows += untrained_rows(main_recs, x, series, args.metric,
+                               args.untrained, args.rep_label)
     drop = set(args.drop_series)
     names = {r[0] for r in rows + ref_rows}
     if drop - names:
@@ -525,7 +596,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
             tables.append(f'### {plot} ({args.metric})\n\n{table}\n')
         if not args.plot:
             tables.append(metric_table(records, args.series or 'method',
-                                       digits=args.digits) + '\n')
+                                       digits=args.digits,
+                                       which=args.untrained) + '\n')
     except PlotError as e:
         raise SystemExit(f'plot: error: {e}')
     if args.table or args.table_out:

@@ -1,0 +1,24 @@
+"""Sweeps: grids of training runs, each evaluated beside its untrained
+references, written to one results file (``tools/analysis/sweep.py``)."""
+from .execute import (checkpoint_info, cleanup, evaluate_point,
+                      finished_checkpoint, print_plan, run_point,
+                      train_command, train_point)
+from .grid import (KEY_ALIASES, PARTITION_KEY, RESULTS_FORMAT,
+                   RESULTS_VERSION, Assignment, Axis, SweepError,
+                   apply_assignments, parse_cfg_options, parse_grid,
+                   parse_seeds, parse_value, parse_variants,
+                   partition_from_spec, rel, split_top_level)
+from .plan import (Point, build_point, derived_fields, eval_loaders,
+                   eval_settings, plan, point_work)
+from .results import append_result, load_results, make_record, summary_line
+
+__all__ = [
+    'checkpoint_info', 'cleanup', 'evaluate_point', 'finished_checkpoint',
+    'print_plan', 'run_point', 'train_command', 'train_point', 'KEY_ALIASES',
+    'PARTITION_KEY', 'RESULTS_FORMAT', 'RESULTS_VERSION', 'Assignment',
+    'Axis', 'SweepError', 'apply_assignments', 'parse_cfg_options',
+    'parse_grid', 'parse_seeds', 'parse_value', 'parse_variants',
+    'partition_from_spec', 'rel', 'split_top_level', 'Point', 'build_point',
+    'derived_fields', 'eval_loaders', 'eval_settings', 'plan', 'point_work',
+    'append_result', 'load_results', 'make_record', 'summary_line'
+]

@@ -1,0 +1,101 @@
+"""The sweep's results file: one JSON line per evaluated point."""
+import datetime
+import fcntl
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict
+
+from .grid import RESULTS_FORMAT, RESULTS_VERSION, rel, to_jsonable
+from .plan import Point, derived_fields
+
+
+def load_results(path: str) -> Dict[str, dict]:
+    """Records of a results file by key (later lines win).
+
+    A damaged line (e.g. a run killed while writing) is skipped with a
+    warning.
+    """
+    out: Dict[str, dict] = {}
+    if not osp.isfile(path):
+        return out
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                print(f'warning: {path}:{n}: unreadable line skipped',
+                      file=sys.stderr)
+                continue
+            if isinstance(rec, dict) and rec.get('key'):
+                out[rec['key']] = rec
+    return out
+
+
+def append_result(path: str, record: dict) -> None:
+    """Append one JSON line under an exclusive lock, then fsync."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    line = json.dumps(to_jsonable(record), sort_keys=True) + '\n'
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def make_record(point: Point, status: str, **extra) -> dict:
+    """The results line of a point.
+
+    Args:
+        point (Point): The point.
+        status (str): ``'ok'`` or ``'failed'``.
+        **extra: More fields (metrics, eval info, timings, error, ...).
+
+    Returns:
+        dict: The record (grid values, seed, overrides, derived fields,
+        merged config text and hash, time of writing, ``extra``).
+    """
+    fields = derived_fields(point.cfg)
+    fields.update({a.key: a.value for a in point.overrides})
+    fields.update(method=point.method, seed=point.seed)
+    if point.no_train:
+        fields.update(no_train=True, rounds=0)
+    text = point.cfg.pretty_text
+    rec = dict(
+        format=RESULTS_FORMAT, version=RESULTS_VERSION, key=point.key,
+        train_key=point.train_key, name=point.name, status=status,
+        method=point.method, config=rel(point.config), grid=point.grid,
+        seed=point.seed,
+        overrides={a.key: a.value for a in point.overrides},
+        fields=fields, work_dir=point.work_dir, config_text=text,
+        config_sha1=point.config_sha1,
+        finished_at=datetime.datetime.now().isoformat(timespec='seconds'))
+    rec.update(extra)
+    return rec
+
+
+def summary_line(record: dict) -> str:
+    """``knn_top1 T (untrained A / B), ...``: the top-1 figures of a
+    record beside their untrained references (model init / PyTorch default
+    init)."""
+    metrics = record.get('metrics') or {}
+    refs = record.get('references') or {}
+    parts = []
+    for key in ('knn_top1', 'linear_top1', 'cls_top1'):
+        value = metrics.get(key)
+        if not isinstance(value, float):
+            continue
+        text = f'{key} {value:.2f}'
+        init, default = ((refs.get(n) or {}).get(key)
+                         for n in ('untrained_init', 'untrained_default'))
+        if isinstance(init, float) and isinstance(default, float):
+            text += f' (untrained {init:.2f} / {default:.2f})'
+        parts.append(text)
+    return ', '.join(parts)
