@@ -229,8 +229,14 @@ def derived_fields(cfg: Any) -> dict:
     loop = str(tcfg.get('type', ''))
     agg = (tcfg.get('aggregator') or {}).get('type', 'FedAvg') \
         if 'rounds' in tcfg else None
-    if loop.endswith('FeatARCTrainLoop'):
+    server = str((tcfg.get('server') or {}).get('type', ''))
+    if loop.endswith('FeatARCTrainLoop') or \
+            server.endswith('ClusteredServer'):
         agg = 'FeatARC'
+    trainer = str((tcfg.get('trainer') or {}).get('type', ''))
+    if agg is not None and trainer.endswith(('FedProxTrainer',
+                                             'FedEMATrainer')):
+        agg = trainer[:-len('Trainer')]
     part = get_key(cfg, PARTITION_KEY, None)
     out = dict(
         algorithm=(inner or {}).get('type'),

@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmengine.dataset import Compose, default_collate
 from mmengine.logging import print_log
 
-from decssl_mm.models.featarc import pooled_embedding
+from decssl_mm.evaluation.features import pooled_embedding
 from decssl_mm.registry import SERVERS
 from ..aggregators import BaseAggregator
 from ..dist_utils import all_gather_objects
