@@ -31,9 +31,10 @@ def test_round_trains_every_client_and_stores_state(fmnist_root, tmp_path):
     loop = runner.train_loop
     # one local iteration count per client per round
     assert loop.iter == 2 * 4 * 2
-    # MoCo's queue stays on the clients, on disk, one file per client
+    # MoCo's queue stays on the clients, on disk, one file per client and
+    # kept checkpoint (both rounds' checkpoints are kept here)
     files = glob.glob(osp.join(str(tmp_path), 'client_states', '*.pth'))
-    assert len(files) == 4
+    assert len(files) == 4 * 2
     state = _load(files[0])
     assert 'queue' in state['local'] and 'queue_ptr' in state['local']
     # the global model is what the checkpoint holds
