@@ -156,7 +156,15 @@ def test_removal_extension_point_sees_the_kept_checkpoints(tmp_path):
         ('epoch_1.pth', 'epoch_3.pth', ['epoch_2.pth', 'epoch_3.pth'], True),
         ('epoch_2.pth', 'epoch_4.pth', ['epoch_3.pth', 'epoch_4.pth'], True),
     ]
-    assert _hook(work, max_keep=-1).kept_checkpoints is None
+    unlimited = _hook(work, max_keep=-1, cls=Recording)
+    for step in (5, 6):
+        unlimited._save_checkpoint_with_step(runner, step, {})
+    assert unlimited.kept_checkpoints is None
+    assert len(seen) == 2  # nothing removed without max_keep_ckpts
+    assert sorted(os.listdir(work)) == [
+        'epoch_3.pth', 'epoch_4.pth', 'epoch_5.pth', 'epoch_6.pth',
+        'last_checkpoint'
+    ]
 
 
 def test_config_scope_selects_the_atomic_hook():

@@ -144,9 +144,11 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def _keep_step(self, runner, step: int) -> List[int]:
         """Add ``step`` to the kept checkpoints; return the steps dropped."""
+        if self.max_keep_ckpts <= 0:
+            return []
         ids = self.keep_ckpt_ids
         # latest and best may both save at one step: keep it once
-        if self.max_keep_ckpts <= 0 or (len(ids) > 0 and ids[-1] == step):
+        if len(ids) > 0 and ids[-1] == step:
             return []
         dropped = []
         if len(ids) == self.max_keep_ckpts:
