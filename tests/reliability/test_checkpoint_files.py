@@ -184,6 +184,13 @@ def test_config_scope_selects_the_atomic_hook():
         assert type(plain) is CheckpointHook
         remote = HOOKS.build(dict(type='CheckpointHook', out_dir='s3://b/c'))
         assert remote.backend_args is None  # remote: mmengine's backend
+    import mmdet.utils
+    mmdet.utils.register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        hook = HOOKS.build(dict(type='AtomicCheckpointHook', interval=1))
+        assert type(hook) is AtomicCheckpointHook  # opt-in in other scopes
+        assert type(HOOKS.build(dict(type='CheckpointHook'))) is \
+            CheckpointHook
 
 
 # ---------------------------------------------------- the pointer file

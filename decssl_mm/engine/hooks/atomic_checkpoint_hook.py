@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 
 from decssl_mm.registry import HOOKS
 from decssl_mm.utils.io import (atomic_write_text, no_space_left_as_oserror,
@@ -45,7 +46,9 @@ class AtomicCheckpointHook(CheckpointHook):
     Registered in decssl_mm's ``HOOKS`` as ``AtomicCheckpointHook`` and also
     as ``CheckpointHook``, so configs in the ``decssl_mm`` scope that name
     mmengine's hook get this one (``type='mmengine.CheckpointHook'`` selects
-    mmengine's own).
+    mmengine's own). mmengine's root ``HOOKS`` knows it as
+    ``AtomicCheckpointHook`` too, so configs of other scopes (mmdet, mmseg)
+    that import ``decssl_mm`` can select it by that name.
 
     Args:
         *args: See mmengine's ``CheckpointHook``.
@@ -202,3 +205,8 @@ class AtomicCheckpointHook(CheckpointHook):
         self.last_ckpt = previous
         if previous is not None:
             runner.message_hub.update_info('last_ckpt', previous)
+
+
+# Visible from every scope (mmdet, mmseg, ...) under its own name.
+MMENGINE_HOOKS.register_module(
+    name='AtomicCheckpointHook', module=AtomicCheckpointHook, force=True)
