@@ -123,7 +123,7 @@ class KillPointHook(Hook):
             return
         kind, at = self.point['kind'], self.point['at']
         if kind == 'mid_checkpoint':
-            self._freeze_in_torch_save(runner.work_dir, at[0])
+            self._freeze_in_checkpoint_write(runner.work_dir, at[0])
         elif kind == 'before_pointer':
             self._freeze_before_pointer(runner.work_dir, at[0])
 
@@ -140,7 +140,7 @@ class KillPointHook(Hook):
         self._round_iter += 1
 
     @staticmethod
-    def _freeze_in_torch_save(work_dir: str, epoch: int) -> None:
+    def _freeze_in_checkpoint_write(work_dir: str, epoch: int) -> None:
         """Freeze half-way through writing ``epoch_<epoch>.pth``: half of
         the bytes are in the temporary file, none under the final name."""
         from decssl_mm.engine import AtomicLocalBackend
