@@ -9,12 +9,17 @@ a test in ``tests/test_compat.py`` that fails without it.
    mmengine checkpoints: they hold mmengine ``HistoryBuffer`` objects and
    numpy scalars/arrays (message hub, meta). We allowlist exactly those types
    with ``torch.serialization.add_safe_globals``, and make ``HistoryBuffer``
-   pickle as data only (mmengine adds bound methods to its state, pickled
-   through ``builtins.getattr``); loading still cannot run code (no callable
-   such as ``getattr`` or ``os.system`` is allowed), so ``--resume`` and
-   ``init_cfg=dict(type='Pretrained')`` work without turning the protection
-   off. Checkpoints written by mmengine *without* decssl_mm imported still
-   carry ``getattr`` and are refused.
+   pickle and unpickle as data only. mmengine adds the class's statistics
+   methods to every buffer's state (pickled through ``builtins.getattr``)
+   and, on unpickling, merges the file's methods into the *class-level*
+   method table, so an allowlisted file could rebind ``mean`` for every
+   buffer of the process. Our ``__getstate__`` leaves the methods out; our
+   ``__setstate__`` takes only the buffer's data (``max_length`` and the two
+   history arrays) and never touches class state. Loading still cannot run
+   code (no callable such as ``getattr`` or ``os.system`` is allowed), so
+   ``--resume`` and ``init_cfg=dict(type='Pretrained')`` work without
+   turning the protection off. Checkpoints written by mmengine *without*
+   decssl_mm imported still carry ``getattr`` and are refused.
 2. numpy >= 2: mmcv 2.1.0 ``adjust_hue`` computes ``np.uint8(hue * 255)``,
    which raises ``OverflowError`` for a negative hue factor (MoCoV2/SimCLR
    ``ColorJitter``). We route ``mmcv.adjust_hue`` to an implementation that
@@ -24,17 +29,11 @@ a test in ``tests/test_compat.py`` that fails without it.
    with ``device_ids=[local_rank]``; both fail on CPU. Without CUDA we
    initialise the process group with gloo and build DDP without
    ``device_ids``.
-4. Checkpoint files: mmengine 0.10 streams ``torch.save`` into
-   ``epoch_N.pth``, writes the ``last_checkpoint`` pointer with a plain
-   ``open('w')`` and removes the oldest checkpoint before writing the new
-   one, so a process killed at the wrong instant cannot be resumed; its local
-   loader calls ``torch.load`` without ``weights_only`` (an environment
-   variable can turn the protection off) and its errors do not name the file.
-   :mod:`decssl_mm.utils.checkpoint_io` writes checkpoint and pointer
-   atomically (temporary file, fsync, rename), removes old checkpoints only
-   after the pointer moved, and loads local checkpoints (``--resume``,
-   ``load_from``, ``init_cfg=dict(type='Pretrained')``) with
-   ``weights_only=True`` and errors naming the file.
+
+Crash-safe checkpoint writing and weights-only loading of every checkpoint
+scheme are not fixes of this kind: they are registered components of
+:mod:`decssl_mm.engine` (``AtomicCheckpointHook``, the ``atomic_local`` file
+backend, ``CheckpointLoader`` schemes).
 """
 import os
 from typing import List
@@ -74,10 +73,41 @@ def _history_buffer_getstate(self) -> dict:
     return state
 
 
+def _history_buffer_setstate(self, state: dict) -> None:
+    """Unpickle a ``HistoryBuffer`` from its data only.
+
+    mmengine's ``__setstate__`` merges ``state['statistics_methods']`` into
+    the class-level method table and copies every key of ``state`` into the
+    instance. Here only ``max_length`` and the two history arrays are taken
+    (other keys, the statistics methods among them, are ignored), so loading
+    a file never changes class state nor shadows a method.
+    """
+    if not isinstance(state, dict):
+        raise TypeError('HistoryBuffer state must be a dict, got '
+                        f'{type(state).__name__}')
+    max_length = state.get('max_length', 1000000)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) \
+            or max_length < 1:
+        raise ValueError('HistoryBuffer state: max_length must be a positive '
+                         f'int, got {max_length!r}')
+    logs = np.asarray(state.get('_log_history', ()))
+    counts = np.asarray(state.get('_count_history', ()))
+    if logs.ndim != 1 or counts.shape != logs.shape or \
+            logs.dtype.kind not in 'biuf' or counts.dtype.kind not in 'biuf':
+        raise ValueError('HistoryBuffer state: _log_history and '
+                         '_count_history must be numeric 1-d arrays of one '
+                         'length.')
+    self._set_default_statistics()
+    self.max_length = max_length
+    self._log_history = logs
+    self._count_history = counts
+
+
 def allow_mmengine_checkpoint_types() -> None:
     """Allowlist the data types mmengine checkpoints contain (fix 1)."""
     from mmengine.logging.history_buffer import HistoryBuffer
     HistoryBuffer.__getstate__ = _history_buffer_getstate
+    HistoryBuffer.__setstate__ = _history_buffer_setstate
     torch.serialization.add_safe_globals([HistoryBuffer] +
                                          _numpy_safe_globals())
 
@@ -188,20 +218,12 @@ def patch_cpu_distributed() -> None:
     cls.__init__ = ddp_init
 
 
-# ------------------------------------------------------ 4. checkpoint files
-def patch_checkpoint_io() -> None:
-    """Atomic checkpoint/pointer writes, code-free local loads (fix 4)."""
-    from decssl_mm.utils import checkpoint_io
-    checkpoint_io.install()
-
-
 def apply_all() -> List[str]:
     """Apply every fix once; return the names of the applied fixes."""
     for name, fix in (('weights_only_allowlist',
                        allow_mmengine_checkpoint_types),
                       ('numpy2_adjust_hue', patch_adjust_hue),
-                      ('cpu_torchrun', patch_cpu_distributed),
-                      ('atomic_checkpoint_io', patch_checkpoint_io)):
+                      ('cpu_torchrun', patch_cpu_distributed)):
         if name not in _APPLIED:
             fix()
             _APPLIED.append(name)

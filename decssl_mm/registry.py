@@ -44,7 +44,8 @@ DATA_SAMPLERS = Registry(
 HOOKS = Registry(
     'hook',
     parent=MMPRE_HOOKS,
-    locations=['decssl_mm.federated', 'decssl_mm.evaluation'])
+    locations=['decssl_mm.engine', 'decssl_mm.federated',
+               'decssl_mm.evaluation'])
 LOOPS = Registry(
     'loop', parent=MMPRE_LOOPS, locations=['decssl_mm.federated'])
 METRICS = Registry(

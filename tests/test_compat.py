@@ -16,8 +16,7 @@ from decssl_mm.utils import safe_torch_load
 
 def test_all_fixes_applied_on_import():
     assert compat.apply_all() == [
-        'weights_only_allowlist', 'numpy2_adjust_hue', 'cpu_torchrun',
-        'atomic_checkpoint_io'
+        'weights_only_allowlist', 'numpy2_adjust_hue', 'cpu_torchrun'
     ]
 
 
@@ -53,6 +52,51 @@ def test_pickled_callable_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
     with pytest.raises(ValueError, match='evil.pth'):
+        safe_torch_load(path)
+
+
+class _CraftedBuffer:
+    """Pickles as a HistoryBuffer whose state remaps its statistics."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return (HistoryBuffer, (), self.state)
+
+
+def test_history_buffer_state_cannot_change_class_state(tmp_path):
+    """A weights-only-loadable file whose HistoryBuffer state maps ``mean``
+    to ``builtins.set`` must not rebind ``mean`` for every buffer."""
+    from mmengine.logging import HistoryBuffer
+    table = HistoryBuffer._statistics_methods
+    before = dict(table)
+    path = str(tmp_path / 'crafted.pth')
+    state = dict(max_length=5, _log_history=np.array([1.0, 3.0]),
+                 _count_history=np.array([1, 1]),
+                 statistics_methods={'mean': set, 'evil': set},
+                 _statistics_methods={'mean': set})
+    torch.save({'message_hub': {'log_scalars': {'loss': _CraftedBuffer(
+        state)}}}, path)
+    for load in (lambda: torch.load(path, weights_only=True),
+                 lambda: safe_torch_load(path)):
+        buf = load()['message_hub']['log_scalars']['loss']
+        assert isinstance(buf, HistoryBuffer)
+        assert HistoryBuffer._statistics_methods is table
+        assert table == before and 'evil' not in table
+        assert table['mean'] is HistoryBuffer.mean
+        assert '_statistics_methods' not in vars(buf)  # no shadowing
+        assert buf.statistics('mean') == pytest.approx(2.0)
+        assert buf.max_length == 5
+        fresh = HistoryBuffer([2.0, 4.0], [1, 1])
+        assert fresh.statistics('mean') == pytest.approx(3.0)
+
+
+def test_history_buffer_state_is_checked(tmp_path):
+    path = str(tmp_path / 'bad.pth')
+    torch.save({'b': _CraftedBuffer(dict(max_length='many'))}, path)
+    with pytest.raises(ValueError, match='max_length'):
         safe_torch_load(path)
 
 
@@ -119,86 +163,3 @@ def test_ddp_on_cpu_builds_without_device_ids(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'wrapped None' in out.stdout
-
-
-# ------------------------------------------------ 4. checkpoint files
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    """A writer that dies before the rename leaves the old checkpoint."""
-    from mmengine.runner import save_checkpoint
-    path = str(tmp_path / 'epoch_1.pth')
-    save_checkpoint({'w': torch.ones(3)}, path)
-
-    def crash(fd):  # the process dies after writing, before the rename
-        raise OSError('killed')
-
-    monkeypatch.setattr(os, 'fsync', crash)
-    with pytest.raises(OSError, match='killed'):
-        save_checkpoint({'w': torch.zeros(3)}, path)
-    monkeypatch.undo()
-    assert torch.equal(torch.load(path, weights_only=True)['w'],
-                       torch.ones(3))
-    assert os.listdir(str(tmp_path)) == ['epoch_1.pth']  # no temp left
-
-
-class _FakeRunner:
-    """What ``CheckpointHook._save_checkpoint_with_step`` uses of a runner."""
-
-    def __init__(self, work_dir):
-        from mmengine.logging import MessageHub
-        self.work_dir = work_dir
-        self.message_hub = MessageHub.get_instance('compat-ckpt-order')
-
-    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
-        from mmengine.runner import save_checkpoint
-        save_checkpoint({'name': filename}, os.path.join(out_dir, filename))
-
-
-def test_pointer_moves_before_old_checkpoint_is_removed(tmp_path,
-                                                        monkeypatch):
-    from mmengine.fileio import get_file_backend
-    from mmengine.hooks import CheckpointHook
-    work = str(tmp_path)
-    runner = _FakeRunner(work)
-    hook = CheckpointHook(interval=1, max_keep_ckpts=1)
-    hook.out_dir = work
-    hook.file_backend = get_file_backend(work)
-    hook.keep_ckpt_ids = __import__('collections').deque([], 1)
-    events = []
-    real_replace, real_remove = os.replace, os.remove
-
-    def replace(src, dst):
-        events.append(('write', os.path.basename(dst)))
-        return real_replace(src, dst)
-
-    def remove(path):
-        events.append(('remove', os.path.basename(path)))
-        return real_remove(path)
-
-    monkeypatch.setattr(os, 'replace', replace)
-    monkeypatch.setattr(os, 'remove', remove)
-    hook._save_checkpoint_with_step(runner, 1, {})
-    hook._save_checkpoint_with_step(runner, 2, {})
-    monkeypatch.undo()
-    assert events == [('write', 'epoch_1.pth'), ('write', 'last_checkpoint'),
-                      ('write', 'epoch_2.pth'), ('write', 'last_checkpoint'),
-                      ('remove', 'epoch_1.pth')]
-    with open(os.path.join(work, 'last_checkpoint')) as f:
-        assert f.read() == os.path.join(work, 'epoch_2.pth')
-    assert sorted(os.listdir(work)) == ['epoch_2.pth', 'last_checkpoint']
-
-
-def test_local_loader_is_weights_only_and_names_file(tmp_path, monkeypatch):
-    from mmengine.runner.checkpoint import _load_checkpoint
-    evil = str(tmp_path / 'evil.pth')
-    torch.save({'state_dict': {}, 'x': _Hostile()}, evil)
-    # even when the environment asks torch to trust every file
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
-    with pytest.raises(pickle.UnpicklingError, match='evil.pth') as e:
-        _load_checkpoint(evil, map_location='cpu')
-    assert 'posix.system' in str(e.value) or 'system' in str(e.value)
-    torn = str(tmp_path / 'torn.pth')
-    torch.save({'w': torch.ones(100)}, torn)
-    with open(torn, 'r+b') as f:
-        f.truncate(200)
-    with pytest.raises(RuntimeError, match='torn.pth.*truncated'):
-        _load_checkpoint(torn, map_location='cpu')

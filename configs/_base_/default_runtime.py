@@ -7,7 +7,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # mmengine's CheckpointHook with atomic checkpoint and `last_checkpoint`
+    # writes; old checkpoints are removed only after the pointer moved.
+    checkpoint=dict(
+        type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

@@ -5,6 +5,7 @@ from typing import Optional, Union
 import numpy as np
 
 from decssl_mm.registry import PARTITIONERS
+from decssl_mm.utils.registry_utils import build_checked
 from .base import BasePartitioner
 from .partition import Partition
 
@@ -29,43 +30,49 @@ def recipe_to_cfg(recipe: dict) -> dict:
     return cfg
 
 
-def build_partitioner(
-        cfg: Union[dict, BasePartitioner]) -> BasePartitioner:
+def build_partitioner(cfg: Union[dict, BasePartitioner],
+                      key: str = 'partition') -> BasePartitioner:
     """Build a partitioner from ``dict(type=<name>, **kwargs)``.
 
     Args:
         cfg (dict | BasePartitioner): The config (a recipe with ``params``
             is accepted too) or an already built partitioner.
+        key (str): The config key of ``cfg``, named in errors. Defaults to
+            ``'partition'``.
 
     Returns:
         BasePartitioner: The partitioner.
+
+    Raises:
+        ValueError: If ``cfg`` is not a dict, or builds no partitioner.
+        UnregisteredTypeError: If ``cfg['type']`` is not registered (a
+            ValueError and a KeyError naming ``key`` and the registered
+            partitioners).
     """
     if isinstance(cfg, BasePartitioner):
         return cfg
     if not isinstance(cfg, dict):
-        raise ValueError('partition config must be a dict such as '
+        raise ValueError(f'{key} must be a dict such as '
                          "dict(type='Dirichlet', num_clients=10, alpha=0.1), "
                          f'got {type(cfg).__name__}')
     cfg = copy.deepcopy(dict(cfg))
     if 'params' in cfg and isinstance(cfg['params'], dict):
         cfg = recipe_to_cfg(cfg)
     name = cfg.get('type')
-    names = sorted(PARTITIONERS.module_dict)
-    if isinstance(name, type) and issubclass(name, BasePartitioner):
-        pass
-    elif not isinstance(name, str) or PARTITIONERS.get(name) is None:
-        raise ValueError(f'unknown partition type {name!r}; registered '
-                         f'partitioners: {", ".join(names)}')
-    partitioner = PARTITIONERS.build(cfg)
+    if not isinstance(name, (str, type)):
+        raise ValueError(f'{key}.type must be a registered partitioner name, '
+                         f'got {name!r}')
+    partitioner = build_checked(PARTITIONERS, cfg, key)
     if not isinstance(partitioner, BasePartitioner):
-        raise ValueError(f'partition type {name!r} built a '
+        raise ValueError(f'{key}.type {name!r} built a '
                          f'{type(partitioner).__name__}, not a partitioner')
     return partitioner
 
 
 def build_partition(cfg: Union[dict, BasePartitioner],
                     labels: np.ndarray,
-                    features: Optional[np.ndarray] = None) -> Partition:
+                    features: Optional[np.ndarray] = None,
+                    key: str = 'partition') -> Partition:
     """Build the partitioner described by ``cfg`` and split ``labels``.
 
     Args:
@@ -74,8 +81,10 @@ def build_partition(cfg: Union[dict, BasePartitioner],
         labels (np.ndarray): One key per sample.
         features (np.ndarray, optional): ``(N, D)`` features for
             feature-based partitioners. Defaults to None.
+        key (str): The config key of ``cfg``, named in errors. Defaults to
+            ``'partition'``.
 
     Returns:
         Partition: The partition.
     """
-    return build_partitioner(cfg)(labels, features)
+    return build_partitioner(cfg, key)(labels, features)

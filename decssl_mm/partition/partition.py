@@ -2,13 +2,12 @@
 import copy
 import hashlib
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from decssl_mm.utils.io import atomic_write_text
 from .utils import as_key_array, encode_keys
 
 __all__ = ['Partition', 'fingerprint_of', 'format_table']
@@ -270,30 +269,15 @@ class Partition:
     def save(self, path: str) -> None:
         """Write the partition as JSON, atomically.
 
-        The text goes to a temporary file in the destination directory that
-        is then renamed over ``path`` (:func:`os.replace`), so a reader never
-        sees a half-written file.
+        Written with :func:`decssl_mm.utils.io.atomic_write_text`
+        (temporary file in the destination directory, ``fsync``, rename), so
+        a reader never sees a half-written file.
 
         Args:
             path (str): Destination ``.json`` path; parent directories are
                 created.
         """
-        path = osp.abspath(osp.expanduser(path))
-        directory = osp.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=osp.basename(path) + '.', suffix='.tmp', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as f:
-                f.write(self.to_json())
-                f.write('\n')
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_text(self.to_json() + '\n', path)
 
     @classmethod
     def load(cls,

@@ -1,24 +1,10 @@
 """Checks of a config that run before anything is built or trained."""
 import os.path as osp
-from typing import Any, Iterator, Tuple
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 
-_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
-def iter_dataset_cfgs(cfg: Any, path: str) -> Iterator[Tuple[str, dict]]:
-    """Yield ``(config path, dataset dict)`` of nested dataset configs."""
-    if not isinstance(cfg, (dict, ConfigDict)):
-        return
-    yield path, cfg
-    for key in ('dataset', 'datasets'):
-        sub = cfg.get(key)
-        if isinstance(sub, (list, tuple)):
-            for i, s in enumerate(sub):
-                yield from iter_dataset_cfgs(s, f'{path}.{key}[{i}]')
-        elif sub is not None:
-            yield from iter_dataset_cfgs(sub, f'{path}.{key}')
+from .config_walk import DATALOADER_KEYS, iter_dataset_cfgs
+from .preflight import check_registered_types
 
 
 def check_dataset_paths(cfg: Config) -> None:
@@ -30,7 +16,7 @@ def check_dataset_paths(cfg: Config) -> None:
     Raises:
         FileNotFoundError: Naming the config key and the missing path.
     """
-    for loader in _LOADERS:
+    for loader in DATALOADER_KEYS:
         lcfg = cfg.get(loader)
         if not lcfg or 'dataset' not in lcfg:
             continue
@@ -76,7 +62,6 @@ def check_train_cfg(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Run every pre-flight check on a training config."""
-    from .preflight import check_registered_types  # imports this module
     check_train_cfg(cfg)
     check_registered_types(cfg)
     check_dataset_paths(cfg)

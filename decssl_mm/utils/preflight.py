@@ -8,9 +8,8 @@ registered alternatives and the closest match.
 """
 from mmengine.config import Config
 
-from .config_check import _LOADERS, iter_dataset_cfgs
+from .config_walk import DATALOADER_KEYS, iter_dataset_cfgs
 from .registry_utils import check_type, registered_names  # noqa: F401
-
 
 
 def check_registered_types(cfg: Config) -> None:
@@ -38,7 +37,7 @@ def check_registered_types(cfg: Config) -> None:
                           ('server', reg.SERVERS),
                           ('trainer', reg.CLIENT_TRAINERS)):
         check_type(registry, tcfg.get(key), f'train_cfg.{key}')
-    for loader in _LOADERS:
+    for loader in DATALOADER_KEYS:
         lcfg = cfg.get(loader) or {}
         for path, ds in iter_dataset_cfgs(lcfg.get('dataset'),
                                           f'{loader}.dataset'):

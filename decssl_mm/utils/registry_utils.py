@@ -11,6 +11,18 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import ConfigDict
 
 
+class UnregisteredTypeError(KeyError, ValueError):
+    """A config names a ``type`` that is not registered.
+
+    A KeyError (a lookup that failed) and, for callers that validate configs
+    with ``except ValueError``, a ValueError. The message names the config
+    key, the registry, close matches and the registered names.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
 def registered_names(registry, base: Optional[type] = None) -> List[str]:
     """Names visible from ``registry`` (its own and its parents').
 
@@ -45,7 +57,8 @@ def check_type(registry, cfg: Any, key: str,
             ``base`` (e.g. models: only complete algorithms).
 
     Raises:
-        KeyError: Naming the key, the registered names and close matches.
+        UnregisteredTypeError: Naming the key, the registered names and
+            close matches (a KeyError and a ValueError).
     """
     if not isinstance(cfg, (dict, ConfigDict)):
         return
@@ -55,8 +68,9 @@ def check_type(registry, cfg: Any, key: str,
     names = registered_names(registry, base)
     close = difflib.get_close_matches(name.split('.')[-1], names, n=3)
     hint = f' Did you mean {close}?' if close else ''
-    raise KeyError(f'{key}.type {name!r} is not registered in the '
-                   f'{registry.name!r} registry.{hint} Registered: {names}')
+    raise UnregisteredTypeError(
+        f'{key}.type {name!r} is not registered in the {registry.name!r} '
+        f'registry.{hint} Registered: {names}')
 
 
 def build_checked(registry, cfg: Any, key: str,

@@ -123,7 +123,7 @@ class KillPointHook(Hook):
             return
         kind, at = self.point['kind'], self.point['at']
         if kind == 'mid_checkpoint':
-            self._freeze_in_torch_save(runner.work_dir, at[0])
+            self._freeze_in_checkpoint_write(runner.work_dir, at[0])
         elif kind == 'before_pointer':
             self._freeze_before_pointer(runner.work_dir, at[0])
 
@@ -140,35 +140,38 @@ class KillPointHook(Hook):
         self._round_iter += 1
 
     @staticmethod
-    def _freeze_in_torch_save(work_dir: str, epoch: int) -> None:
-        real_save = torch.save
+    def _freeze_in_checkpoint_write(work_dir: str, epoch: int) -> None:
+        """Freeze half-way through writing ``epoch_<epoch>.pth``: half of
+        the bytes are in the temporary file, none under the final name."""
+        from decssl_mm.engine import AtomicLocalBackend
+        from decssl_mm.utils.io import atomic_write
+        real_put = AtomicLocalBackend.put
 
-        def save(obj, f, *args, **kwargs):
-            meta = obj.get('meta', {}) if isinstance(obj, dict) else {}
-            if meta.get('epoch') != epoch or isinstance(f, (str, bytes)):
-                return real_save(obj, f, *args, **kwargs)
-            import io
-            buf = io.BytesIO()
-            real_save(obj, buf, *args, **kwargs)
-            data = buf.getvalue()
-            f.write(data[:len(data) // 2])  # a torn write ...
-            f.flush()
-            os.fsync(f.fileno())
-            _wait_to_be_killed(work_dir, f'writing epoch {epoch}')
+        def put(self, obj: bytes, filepath) -> None:
+            if not str(filepath).endswith(f'epoch_{epoch}.pth'):
+                return real_put(self, obj, filepath)
 
-        torch.save = save
+            def torn_write(f) -> None:
+                f.write(obj[:len(obj) // 2])  # a torn write ...
+                f.flush()
+                os.fsync(f.fileno())
+                _wait_to_be_killed(work_dir, f'writing epoch {epoch}')
+
+            atomic_write(str(filepath), torn_write)
+
+        AtomicLocalBackend.put = put
 
     @staticmethod
     def _freeze_before_pointer(work_dir: str, epoch: int) -> None:
-        from decssl_mm.utils import checkpoint_io
-        real_write = checkpoint_io.atomic_write_text
+        from decssl_mm.engine import AtomicCheckpointHook
+        real_write = AtomicCheckpointHook.write_pointer
 
-        def write(text: str, path: str) -> None:
-            if text.endswith(f'epoch_{epoch}.pth'):
+        def write(self, runner, checkpoint: str) -> None:
+            if checkpoint.endswith(f'epoch_{epoch}.pth'):
                 _wait_to_be_killed(work_dir, f'pointer to epoch {epoch}')
-            real_write(text, path)
+            real_write(self, runner, checkpoint)
 
-        checkpoint_io.atomic_write_text = write
+        AtomicCheckpointHook.write_pointer = write
 
 
 @LOOPS.register_module()
