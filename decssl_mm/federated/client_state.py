@@ -2,7 +2,6 @@
 import logging
 import os
 import os.path as osp
-import pickle
 import re
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -11,7 +10,8 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from decssl_mm.registry import CLIENT_STATE_STORES
-from decssl_mm.utils.io import atomic_torch_save, safe_torch_load
+from decssl_mm.utils.io import (UnsafeCheckpointError, atomic_torch_save,
+                                safe_torch_load)
 
 _FILE_RE = re.compile(r'^client_(\d+)\.r(\d+)\.pth$')
 
@@ -85,9 +85,9 @@ class DiskClientStateStore:
         path = self._path(client_id, r)
         try:
             return safe_torch_load(path)
+        except UnsafeCheckpointError:
+            raise
         except (OSError, ValueError) as e:
-            if isinstance(e.__cause__, pickle.UnpicklingError):
-                raise
             if path not in self._warned:
                 self._warned.add(path)
                 print_log(
