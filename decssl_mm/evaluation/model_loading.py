@@ -8,6 +8,7 @@ from .export import (BACKBONE_PREFIX, _round_of, check_backbone_compat,
                      load_checkpoint_dict, select_model_state,
                      split_backbone_state)
 from .linear_probe import has_classifier_head
+from .model_cfg import model_cfg_like_runner
 
 __all__ = ['eval_model_cfg', 'load_eval_model']
 
@@ -31,7 +32,6 @@ def eval_model_cfg(cfg: Any) -> dict:
     Raises:
         KeyError: If the config has no ``model``.
     """
-    from decssl_mm.utils.tool_config import model_cfg_like_runner
     model = cfg.get('model')
     if not isinstance(model, dict):
         raise KeyError(f'{getattr(cfg, "filename", None) or "<config>"}: '

@@ -1,8 +1,11 @@
 """Config loading and model building shared by the analysis tools."""
-import copy
-from typing import Any, Optional
+from typing import Optional
 
 from mmengine.config import Config
+
+from decssl_mm.evaluation.model_cfg import model_cfg_like_runner
+
+__all__ = ['load_tool_config', 'model_cfg_like_runner']
 
 
 def load_tool_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -23,25 +26,3 @@ def load_tool_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'decssl_mm'))
     return cfg
-
-
-def model_cfg_like_runner(cfg: Any, model: Optional[dict] = None) -> dict:
-    """A copy of a model config completed as mmengine's Runner does.
-
-    The Runner gives the model the config's top-level ``data_preprocessor``
-    when the model has none; a model built outside the Runner needs the same
-    or it sees unnormalised images.
-
-    Args:
-        cfg (Config): The whole config.
-        model (dict, optional): The model config to complete (default:
-            ``cfg.model``), e.g. the inner algorithm of a wrapper model.
-
-    Returns:
-        dict: The completed copy.
-    """
-    out = copy.deepcopy(cfg.model if model is None else model)
-    if cfg.get('data_preprocessor') is not None:
-        out.setdefault('data_preprocessor', copy.deepcopy(
-            cfg.data_preprocessor))
-    return out
