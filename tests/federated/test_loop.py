@@ -195,8 +195,9 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
 
 
 def test_state_store_stays_bounded(fmnist_root, tmp_path):
-    cfg = tiny_federated_cfg(SIMCLR, fmnist_root, str(tmp_path), rounds=4,
-                             num_clients=3, local_iters=1)
+    cfg = tiny_federated_cfg(
+        SIMCLR, fmnist_root, str(tmp_path), rounds=4, num_clients=3,
+        local_iters=1, extra={'default_hooks.checkpoint.max_keep_ckpts': 1})
     runner = _run(cfg)
     files = glob.glob(osp.join(str(tmp_path), 'client_states', '*.pth'))
     assert len(files) == 3  # one version per client, old ones removed
