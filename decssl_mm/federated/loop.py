@@ -346,7 +346,7 @@ class FederatedTrainLoop(BaseLoop):
                 f'the runner resumed at round {self._epoch}.')
         self.server.load_state_dict(state)
         self.store.load_state_dict(state['client_states'], self._epoch)
-        for r, index in checkpoint_indices(self.runner, self._max_epochs,
+        for r, index in checkpoint_indices(self.runner,
                                            skip=self._epoch).items():
             self.store.adopt_checkpoint(r, index)
         self.comm.total = int(state.get('comm_bytes_total', 0))

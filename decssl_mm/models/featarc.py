@@ -9,6 +9,7 @@ from mmengine.model import BaseModel
 
 from decssl_mm.evaluation.features import pooled_embedding
 from decssl_mm.registry import MODELS
+from .projections import capture_neck, view_projections
 
 __all__ = ['FeatARC', 'pooled_embedding']
 
@@ -45,6 +46,23 @@ class FeatARC(BaseModel):
     unchanged whatever it does with its views; this costs one more backbone
     forward/backward per step. With ``align_weight=0`` nothing extra is
     computed and the model trains exactly as the plain algorithm.
+
+    **As the paper ran it** (the clustered server's ``mode='paper'`` calls
+    :meth:`set_alignment_targets` instead of :meth:`set_reference`):
+
+    ``loss_align = align_weight * (-1/2) * (<g, p1> + <g, p2>)``
+
+    where ``p1``, ``p2`` are the normalised *projector (neck) outputs* of the
+    two views that the algorithm's own ``loss()`` computes (recorded by a
+    forward hook: no extra pass, BatchNorm statistics move once per step),
+    and ``g`` is the cluster model's eval-mode, normalised backbone feature
+    of the same sample's un-augmented image, precomputed by the server
+    (looked up by ``data_sample.sample_idx``). Where the online projector
+    sees one view only (MoCo, DenseCL) the term is ``-<g, p1>``. Where the
+    projector's dimension ``D_p`` differs from the backbone's ``D_b`` the
+    targets are mapped by a fixed random orthonormal ``D_b x D_p`` matrix
+    (seeded, the same for every client) and renormalised; with equal
+    dimensions (the paper's 512 and 512) they are used as they are.
 
     Args:
         algorithm (dict | nn.Module): The self-supervised algorithm (config
@@ -86,6 +104,10 @@ class FeatARC(BaseModel):
         object.__setattr__(self, '_reference', reference)
         self.align_weight = float(align_weight)
         self.has_reference = False
+        #: 'ours' after set_reference, 'paper' after set_alignment_targets
+        self.align_mode: Optional[str] = None
+        self._target_index: Optional[torch.Tensor] = None
+        self._target_feats: Optional[torch.Tensor] = None
 
     @staticmethod
     def _build_algorithm(algorithm, data_preprocessor) -> nn.Module:
@@ -161,6 +183,41 @@ class FeatARC(BaseModel):
         self._reference.load_state_dict(ref, strict=True)
         self._reference.eval()
         self.has_reference = True
+        self.align_mode = 'ours'
+
+    def set_alignment_targets(self, indices: torch.Tensor,
+                              feats: torch.Tensor) -> None:
+        """Targets of the paper's alignment: one feature per sample index.
+
+        Args:
+            indices (Tensor): Global sample indices, ``N`` (int64).
+            feats (Tensor): Their normalised eval-mode features ``N x D``
+                under the cluster model the client starts from.
+        """
+        indices = torch.as_tensor(indices, dtype=torch.int64).flatten()
+        if feats.ndim != 2 or feats.shape[0] != indices.numel():
+            raise ValueError('set_alignment_targets: one feature row per '
+                             f'index expected, got {tuple(feats.shape)} '
+                             f'for {indices.numel()} indices.')
+        order = torch.argsort(indices)
+        self._target_index = indices[order]
+        self._target_feats = feats[order].detach().float()
+        self.align_mode = 'paper'
+
+    def alignment_targets(self, data_samples: list) -> torch.Tensor:
+        """The target rows of a batch's samples (by ``sample_idx``)."""
+        if self._target_index is None or data_samples is None:
+            raise RuntimeError('FeatARC (paper mode): no alignment targets; '
+                               'the clustered server sets them per client.')
+        idx = torch.tensor([int(ds.sample_idx) for ds in data_samples],
+                           dtype=torch.int64)
+        pos = torch.searchsorted(self._target_index, idx).clamp(
+            max=self._target_index.numel() - 1)
+        missing = self._target_index[pos] != idx
+        if bool(missing.any()):
+            raise KeyError('FeatARC (paper mode): no target for samples '
+                           f'{idx[missing][:5].tolist()} of this client.')
+        return self._target_feats[pos]
 
     def set_reference_from_backbone(self) -> None:
         """Use a copy of the current backbone as the reference."""
@@ -205,9 +262,33 @@ class FeatARC(BaseModel):
             z2 = pooled_embedding(self.backbone, view2)
         return 0.5 * ((g * z1).sum(1) + (g * z2).sum(1)).mean()
 
+    def paper_alignment(self, calls: List[torch.Tensor],
+                        data_samples: list) -> torch.Tensor:
+        """Mean ``<g, p_v>`` over the batch and the views (differentiable).
+
+        Args:
+            calls (list[Tensor]): The neck outputs recorded in ``loss()``.
+            data_samples (list): The batch's data samples (``sample_idx``).
+        """
+        g = self.alignment_targets(data_samples)
+        views = view_projections(calls, len(data_samples),
+                                 type(self._algorithm).__name__)
+        sims = []
+        for p in views:
+            target = match_dim(g, p.shape[1]).to(p.device, p.dtype)
+            sims.append((target * F.normalize(p, dim=1)).sum(1).mean())
+        return torch.stack(sims).mean()
+
     def loss(self, inputs: List[torch.Tensor],
              data_samples: Optional[list] = None) -> Dict[str, torch.Tensor]:
         """The algorithm's losses plus ``loss_align`` (when lambda > 0)."""
+        if self.align_weight > 0 and self.align_mode == 'paper':
+            with capture_neck(self._algorithm.neck) as calls:
+                losses = self._algorithm.loss(inputs, data_samples)
+            sim = self.paper_alignment(calls, data_samples)
+            losses['loss_align'] = -self.align_weight * sim
+            losses['align_sim'] = sim.detach()
+            return losses
         losses = self._algorithm.loss(inputs, data_samples)
         if self.align_weight > 0:
             if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
@@ -226,3 +307,23 @@ class FeatARC(BaseModel):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         return self._algorithm(inputs, data_samples, mode=mode)
+
+
+_PROJECTION_SEED = 0xFEA7
+
+
+def match_dim(g: torch.Tensor, dim: int) -> torch.Tensor:
+    """Targets ``N x D_b`` as ``N x dim`` unit vectors (see :class:`FeatARC`).
+
+    Identity when the dimensions agree; otherwise a fixed, seeded random
+    matrix with orthonormal columns (rows when ``dim > D_b``) maps them.
+    """
+    if g.shape[1] == dim:
+        return g
+    gen = torch.Generator().manual_seed(_PROJECTION_SEED + 1000 * g.shape[1]
+                                        + dim)
+    m = torch.randn(max(g.shape[1], dim), min(g.shape[1], dim),
+                    generator=gen)
+    q, _ = torch.linalg.qr(m)
+    proj = q if g.shape[1] >= dim else q.t()
+    return F.normalize(g.float() @ proj, dim=1)

@@ -37,7 +37,7 @@ _SPECS = (
 PARTITION_NAME_FORMS = 'iid, dir<alpha>, skew<ratio>, shards<n>, patho<m>'
 # kept from the current partition when a name replaces it
 _KEPT = ('num_clients', 'seed')
-_DIRICHLET_KEPT = ('min_size', 'balance', 'max_tries')
+_DIRICHLET_KEPT = ('min_size', 'balance', 'max_tries', 'size_range')
 
 
 class PartitionNameError(ValueError):

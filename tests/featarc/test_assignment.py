@@ -93,7 +93,6 @@ def bare_loop(tmp_path, dataset=None, backbone=None, clusters=(),
     loop.loop = SimpleNamespace(
         model=model, dataset=dataset, store=store, seed=0,
         client_sizes=np.asarray(client_sizes, np.int64))
-    loop.client_sizes = loop.loop.client_sizes
     loop.num_clusters = len(clusters)
     loop.clusters = [dict(c) for c in clusters]
     loop.feat_batch_size = 16

@@ -119,6 +119,7 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
      'train_cfg.server.export_rule'),
     ({'train_cfg.server.assign_max_samples': 0},
      'train_cfg.server.assign_max_samples'),
+    ({'train_cfg.server.mode': 'best'}, 'train_cfg.server.mode'),
 ])
 def test_bad_featarc_settings(extra, match, fmnist_root, tmp_path):
     cfg = _cfg('simclr', tmp_path, fmnist_root, extra=extra)
@@ -131,13 +132,16 @@ def _legacy_cfg(work_dir, fmnist_root, **settings):
     cfg = _cfg('simclr', work_dir, fmnist_root)
     server = dict(cfg.train_cfg.pop('server'))
     server.pop('type')
+    server.pop('mode')
     cfg.train_cfg.update(server, type='FeatARCTrainLoop', **settings)
     return cfg
 
 
 def test_legacy_featarc_loop_type_equals_clustered_server(
         fmnist_root, tmp_path):
-    new = Runner.from_cfg(_cfg('simclr', tmp_path / 'new', fmnist_root))
+    # the legacy type is our variant ('ours' mode)
+    new = Runner.from_cfg(_cfg('simclr', tmp_path / 'new', fmnist_root,
+                               extra={'train_cfg.server.mode': 'ours'}))
     new.train()
     old = Runner.from_cfg(_legacy_cfg(tmp_path / 'old', fmnist_root))
     old.train()
@@ -153,3 +157,18 @@ def test_legacy_featarc_loop_errors_name_its_keys(fmnist_root, tmp_path):
     cfg = _legacy_cfg(tmp_path, fmnist_root, num_clusters=0)
     with pytest.raises(ValueError, match=r'train_cfg\.num_clusters'):
         Runner.from_cfg(cfg).train()
+
+
+def test_paper_mode_starts_clusters_independently(fmnist_root, tmp_path):
+    runner = Runner.from_cfg(_cfg('simclr', tmp_path, fmnist_root))
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    server = runner.train_loop.server
+    assert server.mode == 'paper'
+    server.setup(runner.train_loop)
+    a, b = server.clusters
+    differ = [k for k in a if a[k].is_floating_point()
+              and a[k].numel() > 1 and not torch.equal(a[k], b[k])]
+    assert 'backbone.conv1.weight' in differ
+    assert any(k.startswith('neck.') for k in differ)
+    assert torch.equal(a['backbone.conv1.weight'],
+                       server.global_state['backbone.conv1.weight'])

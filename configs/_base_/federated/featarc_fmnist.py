@@ -19,5 +19,10 @@ featarc_server = dict(
     eval_pipeline=featarc_eval_pipeline,
     feat_batch_size=256,
     assign_max_samples=None,  # score clusters on every client sample
-    export_rule='most_samples')
+    export_rule='most_samples',
+    # 'paper': independent cluster inits, projector outputs aligned to the
+    # cluster model's eval features of un-augmented images (the paper's
+    # code); 'ours': shared init, backbone features of augmented views
+    # aligned to a frozen cluster backbone (docs/algorithms.md)
+    mode='paper')
 featarc_train_cfg = dict(server=featarc_server)

@@ -16,6 +16,7 @@ from .fedavg_server import FedAvgServer, copy_into
 
 StateDict = Dict[str, torch.Tensor]
 EXPORT_RULES = ('most_samples', 'most_clients')
+MODES = ('paper', 'ours')
 _BACKBONE_PREFIX = 'backbone.'
 _SUBSET_TAG = 0xFEA7  # separates the assignment subset's RNG stream
 
@@ -60,6 +61,24 @@ class ClusteredServer(FedAvgServer):
        ``{'clusters': [state_dict_c, ...], 'chosen': int, ...}``
        (``tools/model_converters/extract_backbone.py --cluster N``).
 
+    Two modes (``mode``), documented side by side in docs/algorithms.md:
+
+    - ``'paper'``, FeatARC as the paper's code ran it: cluster models
+      start from *independent* initialisations (cluster ``c > 0`` from
+      PyTorch's default initialisation and then the model's own, seeded by
+      ``(seed, c)``); a FeatARC model is given, per client, the cluster
+      model's eval-mode backbone features of the client's un-augmented
+      samples (:meth:`~decssl_mm.models.FeatARC.set_alignment_targets`),
+      computed once per round, and aligns its projector outputs to them.
+    - ``'ours'``: every cluster starts from the same initial model; the
+      FeatARC model aligns its pooled backbone features of the augmented
+      views to a frozen copy of the cluster backbone
+      (:meth:`~decssl_mm.models.FeatARC.set_reference`).
+
+    Both weight the within-cluster average by samples (the paper's code
+    averages unweighted) and export a cluster without looking at test data
+    (the paper reports the best cluster on test data).
+
     Communication: a participant downloads its cluster's exchanged tensors
     (counted in ``comm/bytes_down`` as in FedAvg) and, to score the
     clusters, the ``C`` cluster backbones (counted in
@@ -75,6 +94,7 @@ class ClusteredServer(FedAvgServer):
             many samples per client (a fixed random subset). Defaults to None
             (every sample).
         export_rule (str): ``'most_samples'`` or ``'most_clients'``.
+        mode (str): ``'paper'`` or ``'ours'``. Defaults to ``'ours'``.
         aggregator (dict, optional): Aggregator config of every cluster.
         cfg_key (str): Config key named in errors. Defaults to
             ``'train_cfg.server'``.
@@ -86,10 +106,15 @@ class ClusteredServer(FedAvgServer):
                  feat_batch_size: int = 256,
                  assign_max_samples: Optional[int] = None,
                  export_rule: str = 'most_samples',
+                 mode: str = 'ours',
                  aggregator: Optional[dict] = None,
                  cfg_key: str = 'train_cfg.server') -> None:
         validate_cluster_args(num_clusters, eval_pipeline, feat_batch_size,
                               assign_max_samples, export_rule, cfg_key)
+        if mode not in MODES:
+            raise ValueError(f'{cfg_key}.mode must be one of {MODES}, got '
+                             f'{mode!r}.')
+        self.mode = mode
         self.cfg_key = cfg_key
         super().__init__(aggregator=aggregator)
         self.num_clusters = int(num_clusters)
@@ -127,17 +152,28 @@ class ClusteredServer(FedAvgServer):
         self.clusters = [{
             k: v.detach().clone()
             for k, v in self.global_state.items()
-        } for _ in range(self.num_clusters)]
+        }]
+        for c in range(1, self.num_clusters):
+            self.clusters.append(
+                independent_init(loop.model, loop.seed, c) if self.mode ==
+                'paper' else {k: v.detach().clone()
+                              for k, v in self.global_state.items()})
 
     def describe(self) -> str:
-        return (f'server {type(self).__name__}: {self.num_clusters} '
-                f'clusters, export rule {self.export_rule}')
+        return (f'server {type(self).__name__} ({self.mode} mode): '
+                f'{self.num_clusters} clusters, export rule '
+                f'{self.export_rule}')
 
     # -------------------------------------------------------------- features
     @property
     def model(self) -> nn.Module:
         """The loop's working model."""
         return self.loop.model
+
+    @property
+    def client_sizes(self) -> np.ndarray:
+        """Samples per client."""
+        return self.loop.client_sizes
 
     @property
     def dataset(self):
@@ -273,9 +309,21 @@ class ClusteredServer(FedAvgServer):
         return self.clusters[self.round_assignment[int(client_id)]]
 
     def on_client_start(self, client_id: int, model: nn.Module) -> None:
-        """Make the cluster model the FeatARC reference."""
-        if hasattr(model, 'set_reference'):
+        """Give a FeatARC model what it aligns to (by ``mode``)."""
+        if self.mode == 'paper' and hasattr(model, 'set_alignment_targets'):
+            idx = np.asarray(self.dataset.client_indices(client_id), np.int64)
+            probe = self._cluster_probe(self.round_assignment[int(client_id)])
+            feats = self.eval_features([probe], idx)[0]
+            model.set_alignment_targets(torch.tensor(idx), feats)
+        elif self.mode == 'ours' and hasattr(model, 'set_reference'):
             model.set_reference(self.start_state(client_id))
+
+    def _cluster_probe(self, cluster: int) -> nn.Module:
+        """The eval-mode backbone of a cluster's round-start model."""
+        if not self._probes_fresh:
+            self._load_probes()
+            self._probes_fresh = True
+        return self._probes[cluster]
 
     def add(self, client_id: int, state: StateDict, num_samples: int) -> None:
         """Feed the client model to its cluster's aggregator."""
@@ -307,7 +355,7 @@ class ClusteredServer(FedAvgServer):
         seen = self.assignment >= 0
         if not seen.any():
             return 0
-        weights = (self.loop.client_sizes if self.export_rule ==
+        weights = (self.client_sizes if self.export_rule ==
                    'most_samples' else np.ones(len(self.assignment)))
         totals = np.bincount(self.assignment[seen],
                              weights=np.asarray(weights)[seen].astype(
@@ -384,6 +432,23 @@ class ClusteredServer(FedAvgServer):
         for agg, st in zip(self.aggregators[1:],
                            extra.get('aggregators') or []):
             agg.load_state_dict(st)
+
+
+def independent_init(model: nn.Module, seed: int, cluster: int) -> StateDict:
+    """A fresh initialisation of ``model``'s architecture (its weights
+    untouched): PyTorch's default ``reset_parameters`` of every module, then
+    the model's own ``init_weights``, seeded by ``(seed, cluster)``."""
+    fresh = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) * 1000 + int(cluster))
+        for m in fresh.modules():
+            if hasattr(m, 'reset_parameters'):
+                m.reset_parameters()
+            if hasattr(m, '_is_init'):
+                m._is_init = False
+        if hasattr(fresh, 'init_weights'):
+            fresh.init_weights()
+    return {k: v.detach().clone() for k, v in fresh.state_dict().items()}
 
 
 def backbone_state(state: StateDict) -> StateDict:
