@@ -1,6 +1,7 @@
 # Sizes shared by the study configs (configs/study/*.py), chosen so that one
-# run (training + evaluation) takes 1-2 minutes on 2 free CPU cores
-# (docs/results.md):
+# run (training + evaluation) took 1-2 minutes on 2 free CPU cores with the
+# ImageNet-stem ResNet (docs/results.md); the ResNet_CIFAR backbone costs
+# about 6x per training image at width 16 (docs/algorithms.md):
 #   - ResNet-18 (ResNet_CIFAR: 3x3 stride-1 stem, no max-pool) with 16
 #     base channels (128-d features) at 32 px;
 #   - the first `study_train_subset` Fashion-MNIST training images, split
@@ -13,7 +14,7 @@
 #     pretraining never sees) and of the first `study_test_subset` test
 #     images (kNN queries, probe test set).
 # Larger: e.g. study_train_subset = 5000 and study_rounds = 20 (about 3
-# minutes a run on free cores).
+# minutes a run on free cores with the ImageNet stem).
 # Only new top-level keys (study_*, knn_*), so this file can sit next to any
 # pretraining config in `_base_`.
 study_data_root = '/usr/share/datasets/fashion-mnist'
