@@ -4,9 +4,12 @@ Runs the same federated config (SimCLR ResNet-18, 10 clients, all per round,
 1 local epoch over a Fashion-MNIST subset) with `tools/train.py` and with
 `tools/dist_train.sh CONFIG 2` (gloo on CPU), each process with
 OMP_NUM_THREADS = cores / processes, and compares the mean round time
-(first round excluded: start-up).
+(first round excluded: start-up). The two run in pairs, in orders AB, BA,
+AB, ... (A = 1 process); each pair's ratio is printed and the summary is
+the median of the pair ratios with their range.
 
     .venv/bin/python benchmarks/bench_dist_scaling.py [--images 2000]
+        [--rounds 3] [--pairs 2]
 
 Goal: round time(2 processes) <= 0.6 x round time(1 process).
 """
@@ -18,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from _common import ROOT, fmnist_root
+from _common import ROOT, fmnist_root, machine_line, run_pairs
 
 ROUND_RE = re.compile(r'Round \[(\d+)/(\d+)\] \d+ clients, ([\d.]+) s')
 
@@ -38,12 +41,21 @@ def run(cmd, threads: int) -> list:
     return round_times(out.stdout + out.stderr)
 
 
+def mean_after_first(times: list) -> float:
+    """Mean round time without the first round (start-up)."""
+    rest = times[1:] or times
+    return sum(rest) / len(rest)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--images', type=int, default=2000)
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--pairs', type=int, default=2,
+                        help='pairs of runs, orders AB, BA, AB, ...')
     args = parser.parse_args()
     cores = os.cpu_count() or 2
+    print(machine_line())
     with tempfile.TemporaryDirectory() as d:
         opts = [
             '--cfg-options',
@@ -63,17 +75,26 @@ def main() -> None:
                     "simclr_r18_fmnist_dir0.1.py']\n"
                     'train_dataloader = dict(dataset=dict(partition=dict('
                     "_delete_=True, type='IID', num_clients=10, seed=0)))\n")
-        one = run([sys.executable, 'tools/train.py', cfg, '--work-dir',
-                   osp.join(d, 'one')] + opts, cores)
-        two = run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
-                   osp.join(d, 'two')] + opts, max(1, cores // 2))
-    # both ranks log; take rank 0's lines (the first of each pair)
-    two = two[::2] if len(two) == 2 * len(one) else two
-    m1 = sum(one[1:]) / max(1, len(one) - 1)
-    m2 = sum(two[1:]) / max(1, len(two) - 1)
-    print(f'1 process : mean round {m1:.1f} s  (rounds {one})')
-    print(f'2 processes: mean round {m2:.1f} s  (rounds {two})')
-    print(f'ratio 2 / 1 processes: {m2 / m1:.3f} (goal <= 0.6)')
+
+        def one(i: int) -> float:
+            times = run([sys.executable, 'tools/train.py', cfg,
+                         '--work-dir', osp.join(d, f'one{i}')] + opts, cores)
+            print(f'1 process, pair {i + 1}: rounds {times}')
+            return mean_after_first(times)
+
+        def two(i: int) -> float:
+            times = run(['bash', 'tools/dist_train.sh', cfg, '2',
+                         '--work-dir', osp.join(d, f'two{i}')] + opts,
+                        max(1, cores // 2))
+            # both ranks log; take rank 0's lines (the first of each pair)
+            times = times[::2] if len(times) == 2 * args.rounds else times
+            print(f'2 processes, pair {i + 1}: rounds {times}')
+            return mean_after_first(times)
+
+        runs = run_pairs(one, two, args.pairs, '1 process', '2 processes')
+    for line in runs.lines(' s', '.1f'):
+        print(line)
+    print(runs.summary('mean round time') + ' (goal <= 0.6)')
 
 
 if __name__ == '__main__':

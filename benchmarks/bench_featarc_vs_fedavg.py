@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_featarc_vs_fedavg.py \
         [--algo simclr] [--alpha 0.02] [--clients 10] [--subset 6000] \
         [--rounds 5] [--base-channels 8] [--align-weight 1.0] \
-        [--work-dir work_dirs/bench_featarc]
+        [--pairs 2] [--work-dir work_dirs/bench_featarc]
 
 Both runs use the project's configs (``configs/decssl/<algo>_r18_fmnist_
 dir0.1.py`` and ``configs/featarc/<algo>_r18_fmnist_dir0.1.py``), shrunk
@@ -17,12 +17,19 @@ subset as the bank and the full test split as queries
 (:mod:`decssl_mm.evaluation.knn`). The randomly initialised model is
 evaluated too, as the floor. Test accuracy is only reported, never used to
 choose anything.
+
+The two methods run in ``--pairs`` pairs, in orders AB, BA, AB, ...
+(A = FedAvg); pair ``i`` uses seed ``--seed + i`` for both methods. Each
+pair's training-time ratio FeatARC / FedAvg and kNN top-1 difference
+FeatARC - FedAvg are printed; the summary gives their paired medians and
+ranges.
 """
 import argparse
 import os.path as osp
 import time
 
-from _common import ROOT, fmnist_root
+from _common import (ROOT, PairedRuns, fmnist_root, machine_line,
+                     run_pairs)
 
 
 def parse_args():
@@ -38,10 +45,11 @@ def parse_args():
     p.add_argument('--align-weight', type=float, default=1.0)
     p.add_argument('--num-clusters', type=int, default=2)
     p.add_argument('--seed', type=int, default=0,
-                   help='seed of initialisation, order and augmentation')
+                   help='seed of initialisation, order and augmentation of '
+                   'the first pair (pair i uses seed + i)')
+    p.add_argument('--pairs', type=int, default=2,
+                   help='pairs of runs, orders AB, BA, AB, ...')
     p.add_argument('--partition-seed', type=int, default=0)
-    p.add_argument('--methods', default='fedavg,featarc',
-                   help='comma-separated subset of fedavg,featarc')
     p.add_argument('--work-dir', default='work_dirs/bench_featarc')
     return p.parse_args()
 
@@ -141,6 +149,7 @@ def main() -> None:
     from mmengine.registry import init_default_scope
     from decssl_mm.registry import MODELS
     init_default_scope('decssl_mm')
+    print(machine_line())
     data_root = fmnist_root()
     loaders = knn_loaders(args, data_root)
     base = f'configs/decssl/{args.algo}_r18_fmnist_dir0.1.py'
@@ -152,32 +161,43 @@ def main() -> None:
     init_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     init_model = MODELS.build(init_cfg)
     init_model.init_weights()
-    results = {'random init': {'top1': top1(init_model, loaders),
-                               'seconds': 0.0}}
-    methods = args.methods.split(',')
-    if 'fedavg' in methods:
-        results['FedAvg'] = run(base, args, data_root, loaders, 'fedavg')
-    if 'featarc' in methods:
-        results['FeatARC'] = run(featarc, args, data_root, loaders,
-                                 'featarc')
-    sizes = next((r['sizes'] for r in results.values() if 'sizes' in r),
-                 None)
+    floor = top1(init_model, loaders)
 
+    results = {'FedAvg': [], 'FeatARC': []}
+
+    def method(name: str, config: str):
+        def run_pair(i: int) -> float:
+            pair_args = argparse.Namespace(**dict(vars(args),
+                                                  seed=args.seed + i))
+            r = run(config, pair_args, data_root, loaders,
+                    f'{name.lower()}_{i}')
+            results[name].append(r)
+            return r['seconds']
+        return run_pair
+
+    times = run_pairs(method('FedAvg', base), method('FeatARC', featarc),
+                      args.pairs, 'FedAvg', 'FeatARC')
+    sizes = results['FedAvg'][0]['sizes']
     print(f'\n{args.algo}, Fashion-MNIST first {args.subset} train images, '
           f'Dirichlet alpha={args.alpha}, {args.clients} clients '
           f'(sizes {sizes}), {args.rounds} rounds x '
           f'{args.local_epochs} local epoch, ResNet-18 x{args.base_channels}'
           f' base channels; kNN k=200 T=0.1, bank = train subset, queries ='
-          f' test split (10k); seed {args.seed}')
-    print(f"{'model':<12} {'kNN top-1':>9} {'train s':>8}")
-    for name, r in results.items():
-        print(f"{name:<12} {r['top1']:9.2f} {r['seconds']:8.0f}")
-    fa = results.get('FeatARC')
-    if fa is None:
-        return
-    print(f"FeatARC exported cluster {fa['chosen']} (most samples); "
-          f"per-cluster kNN top-1 {[round(x, 2) for x in fa['clusters']]}; "
-          f"final assignment {fa['assignment']}")
+          f' test split; seeds {args.seed}..{args.seed + args.pairs - 1}')
+    print(f'random init (seed {args.seed}): kNN top-1 {floor:.2f}')
+    for i, order in enumerate(times.orders):
+        fa, fe = results['FedAvg'][i], results['FeatARC'][i]
+        print(f"pair {i + 1} ({order}, seed {args.seed + i}): kNN top-1 "
+              f"FedAvg {fa['top1']:.2f}, FeatARC {fe['top1']:.2f} "
+              f"(exported cluster {fe['chosen']}, per cluster "
+              f"{[round(x, 2) for x in fe['clusters']]}); train s FedAvg "
+              f"{fa['seconds']:.0f}, FeatARC {fe['seconds']:.0f}, ratio "
+              f"{times.ratios[i]:.3f}")
+    top1s = PairedRuns([r['top1'] for r in results['FedAvg']],
+                       [r['top1'] for r in results['FeatARC']],
+                       times.orders, 'FedAvg', 'FeatARC')
+    print(top1s.summary('kNN top-1 (points)', kind='difference'))
+    print(times.summary('training time'))
 
 
 if __name__ == '__main__':

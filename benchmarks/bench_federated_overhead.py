@@ -4,18 +4,20 @@ Same model (SimCLR, ResNet-18, 32 px), same images (a Fashion-MNIST subset),
 same batch size and workers. Centralized: mmengine's EpochBasedTrainLoop
 with a shuffling DefaultSampler. Federated: 10 IID clients, all of them per
 round, 1 local epoch, FedAvg (weights loaded per client, aggregation, client
-state written to disk). Runs alternate; the medians are compared.
+state written to disk). The two run in pairs, in orders AB, BA, AB, ...
+(A = centralized); each pair's ratio federated / centralized images/s is
+printed, and the summary is the median of the pair ratios with their range.
 
     .venv/bin/python benchmarks/bench_federated_overhead.py [--images 3000]
-        [--epochs 2] [--repeats 2]
+        [--epochs 2] [--pairs 2]
 
 Goal: federated >= 0.95 x centralized images/s.
 """
 import argparse
-import statistics
 import tempfile
 
-from _common import ROOT, Stopwatch, as_hook, fmnist_root, quiet_env
+from _common import (ROOT, Stopwatch, as_hook, fmnist_root, machine_line,
+                     quiet_env, run_pairs)
 
 
 def build_cfgs(images: int, epochs: int, workers: int, work_dir: str):
@@ -64,25 +66,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--images', type=int, default=3000)
     parser.add_argument('--epochs', type=int, default=2)
-    parser.add_argument('--repeats', type=int, default=2)
+    parser.add_argument('--pairs', type=int, default=2,
+                        help='pairs of runs, orders AB, BA, AB, ...')
     parser.add_argument('--workers', type=int, default=1)
     args = parser.parse_args()
     quiet_env()
     import decssl_mm  # noqa: F401
-    rates = {'centralized': [], 'federated': []}
+    print(machine_line())
     with tempfile.TemporaryDirectory() as d:
-        for i in range(args.repeats):
-            cen, fed = build_cfgs(args.images, args.epochs, args.workers,
-                                  f'{d}/{i}')
-            rates['centralized'].append(run(cen))
-            rates['federated'].append(run(fed))
-            print(f'repeat {i}: centralized {rates["centralized"][-1]:.1f} '
-                  f'img/s, federated {rates["federated"][-1]:.1f} img/s')
-    c = statistics.median(rates['centralized'])
-    f = statistics.median(rates['federated'])
-    print(f'centralized (mmpretrain, EpochBasedTrainLoop): {c:.1f} images/s')
-    print(f'federated (10 clients, 1 local epoch, FedAvg):  {f:.1f} images/s')
-    print(f'ratio federated / centralized: {f / c:.3f} (goal >= 0.95)')
+
+        def side(index: int, which: int) -> float:
+            cfgs = build_cfgs(args.images, args.epochs, args.workers,
+                              f'{d}/{index}')
+            return run(cfgs[which])
+
+        runs = run_pairs(lambda i: side(i, 0), lambda i: side(i, 1),
+                         args.pairs, 'centralized', 'federated')
+    for line in runs.lines(' img/s', '.1f'):
+        print(line)
+    print('centralized: mmpretrain EpochBasedTrainLoop; federated: 10 '
+          'clients, 1 local epoch, FedAvg')
+    print(runs.summary('images/s') + ' (goal >= 0.95)')
 
 
 if __name__ == '__main__':

@@ -1,13 +1,17 @@
-"""Peak RSS of a federated run with 100 clients vs 2 clients.
+"""Peak RSS of a federated run with many clients vs few clients.
 
-Each setting runs in its own process (SimCLR ResNet-18 at 32 px, the same
+Each setting runs in its own process (MoCo v2 ResNet-18 at 32 px, the same
 images, every client in every round, 1 local iteration per client) and
 reports its peak resident memory. Client state lives on disk, so memory
-should not grow with the number of clients.
+should not grow with the number of clients. The two settings run in pairs,
+in orders AB, BA, AB, ... (A = the first client count); each pair's ratio
+is printed and the summary is the median of the pair ratios with their
+range.
 
-    .venv/bin/python benchmarks/bench_memory_clients.py [--rounds 3]
+    .venv/bin/python benchmarks/bench_memory_clients.py [--clients 2 100]
+        [--rounds 3] [--images 2000] [--pairs 2]
 
-Goal: peak RSS(100 clients) <= 1.15 x peak RSS(2 clients).
+Goal: peak RSS(many clients) <= 1.15 x peak RSS(few clients).
 """
 import argparse
 import json
@@ -16,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 
-from _common import ROOT, fmnist_root, quiet_env
+from _common import (ROOT, fmnist_root, machine_line, quiet_env,
+                     run_pairs)
 
 CHILD = r'''
 import json, sys, resource
@@ -28,7 +33,7 @@ cfg = Config.fromfile({root!r} + '/configs/decssl/mocov2_r18_fmnist_dir0.1.py')
 cfg.work_dir = {work!r}
 d = cfg.train_dataloader
 d.dataset.dataset.data_root = {data!r}
-d.dataset.dataset.subset = 2000
+d.dataset.dataset.subset = {images}
 d.dataset.partition = dict(type='IID', num_clients={k}, seed=0)
 d.batch_size = 16
 d.num_workers = 0
@@ -51,10 +56,11 @@ print(json.dumps(dict(
 '''
 
 
-def measure(k: int, rounds: int, data: str) -> dict:
+def measure(k: int, rounds: int, images: int, data: str) -> dict:
+    """Peak RSS and client-state files of one run in a fresh process."""
     with tempfile.TemporaryDirectory() as work:
         code = CHILD.format(root=ROOT, work=work, data=data, k=k,
-                            rounds=rounds)
+                            rounds=rounds, images=images)
         out = subprocess.run([sys.executable, '-c', code], check=True,
                              capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -62,17 +68,37 @@ def measure(k: int, rounds: int, data: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--clients', type=int, nargs=2, default=[2, 100],
+                        metavar=('FEW', 'MANY'),
+                        help='the two client counts compared')
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--images', type=int, default=2000,
+                        help='training images split among the clients')
+    parser.add_argument('--pairs', type=int, default=2,
+                        help='pairs of runs, orders AB, BA, AB, ...')
     args = parser.parse_args()
+    few, many = args.clients
+    if min(few, many) < 1 or max(few, many) > args.images:
+        parser.error(f'--clients {few} {many}: each count must be between '
+                     f'1 and --images ({args.images})')
     quiet_env()
+    print(machine_line())
     data = fmnist_root()
-    small = measure(2, args.rounds, data)
-    big = measure(100, args.rounds, data)
-    for r in (small, big):
-        print(f"{r['clients']:>4} clients: peak RSS {r['rss_mb']:.0f} MiB, "
-              f"client state files on disk {r['state_files']}")
-    print(f"ratio 100 / 2 clients: {big['rss_mb'] / small['rss_mb']:.3f} "
-          '(goal <= 1.15)')
+
+    def side(k: int):
+        def measure_k(i: int) -> float:
+            r = measure(k, args.rounds, args.images, data)
+            print(f"pair {i + 1}: {r['clients']:>5} clients: peak RSS "
+                  f"{r['rss_mb']:.0f} MiB, client state files on disk "
+                  f"{r['state_files']}")
+            return r['rss_mb']
+        return measure_k
+
+    runs = run_pairs(side(few), side(many), args.pairs, f'{few} clients',
+                     f'{many} clients')
+    for line in runs.lines(' MiB', '.0f'):
+        print(line)
+    print(runs.summary('peak RSS') + ' (goal <= 1.15)')
 
 
 if __name__ == '__main__':

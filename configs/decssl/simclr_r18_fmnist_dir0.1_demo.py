@@ -2,7 +2,9 @@
 # holding a Dirichlet(0.1) split of 2,000 Fashion-MNIST training images;
 # 3 rounds of FedAvg with 1 local epoch, then a weighted-kNN evaluation of
 # the global backbone (bank: 5,000 training images, queries: 2,000 test
-# images). A few minutes on 2 CPU cores.
+# images). The ResNet_CIFAR backbone of the 32 px configs costs about 5x per
+# training image what the ImageNet stem did (docs/algorithms.md), so the run
+# takes several times the few minutes it took with that stem on 2 CPU cores.
 #   .venv/bin/python tools/train.py configs/decssl/simclr_r18_fmnist_dir0.1_demo.py
 _base_ = ['./simclr_r18_fmnist_dir0.1.py']
 rounds = 3

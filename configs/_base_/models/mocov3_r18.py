@@ -1,10 +1,12 @@
-# MoCo v3 (ResNet variant) with a ResNet-18 backbone (small images).
+# MoCo v3 (ResNet variant) with a ResNet-18 backbone for 32 px images.
+# mmpretrain ResNet_CIFAR: 3x3 stride-1 stem, no max-pool, so a 32 px
+# input keeps a 4x4 map at stage 4 (the ImageNet stem would leave 1x1).
 temperature = 1.0
 model = dict(
     type='MoCoV3',
     base_momentum=0.01,
     backbone=dict(
-        type='ResNet',
+        type='ResNet_CIFAR',
         depth=18,
         norm_cfg=dict(type='BN'),
         zero_init_residual=False),

@@ -1,8 +1,10 @@
-# SimCLR with a ResNet-18 backbone (small images).
+# SimCLR with a ResNet-18 backbone for 32 px images.
+# mmpretrain ResNet_CIFAR: 3x3 stride-1 stem, no max-pool, so a 32 px
+# input keeps a 4x4 map at stage 4 (the ImageNet stem would leave 1x1).
 model = dict(
     type='SimCLR',
     backbone=dict(
-        type='ResNet',
+        type='ResNet_CIFAR',
         depth=18,
         norm_cfg=dict(type='BN'),
         zero_init_residual=True),

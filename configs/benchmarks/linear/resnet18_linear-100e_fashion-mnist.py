@@ -4,7 +4,7 @@
 # Reported figure: top-1 of the last epoch on the test split (no best-epoch
 # selection).
 _base_ = [
-    '../_base_/models/resnet18_linear.py',
+    '../_base_/models/resnet18_cifar_linear.py',
     '../_base_/datasets/fashion_mnist_linear.py',
     '../_base_/schedules/linear_sgd_100e.py',
     '../_base_/default_runtime.py',

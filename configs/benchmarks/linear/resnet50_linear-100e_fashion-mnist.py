@@ -3,6 +3,9 @@
 #       --cfg-options model.backbone.init_cfg.checkpoint=BACKBONE.pth
 # Reported figure: top-1 of the last epoch on the test split (no best-epoch
 # selection).
+# The backbone keeps the ImageNet stem of the ResNet-50 pretraining
+# (configs/decssl/mocov2_r50_coco_noniid.py); 32 px ResNet-18 backbones
+# use the resnet18 configs (ResNet_CIFAR).
 _base_ = [
     '../_base_/models/resnet50_linear.py',
     '../_base_/datasets/fashion_mnist_linear.py',

@@ -1,7 +1,9 @@
 # Sizes shared by the study configs (configs/study/*.py), chosen so that one
-# run (training + evaluation) takes 1-2 minutes on 2 free CPU cores
-# (docs/results.md):
-#   - ResNet-18 with 16 base channels (128-d features) at 32 px;
+# run (training + evaluation) took 1-2 minutes on 2 free CPU cores with the
+# ImageNet-stem ResNet (docs/results.md); the ResNet_CIFAR backbone costs
+# about 6x per training image at width 16 (docs/algorithms.md):
+#   - ResNet-18 (ResNet_CIFAR: 3x3 stride-1 stem, no max-pool) with 16
+#     base channels (128-d features) at 32 px;
 #   - the first `study_train_subset` Fashion-MNIST training images, split
 #     among the clients (10 by default), batch 64;
 #   - `study_rounds` rounds of `study_local_epochs` local epoch(s), every
@@ -12,7 +14,7 @@
 #     pretraining never sees) and of the first `study_test_subset` test
 #     images (kNN queries, probe test set).
 # Larger: e.g. study_train_subset = 5000 and study_rounds = 20 (about 3
-# minutes a run on free cores).
+# minutes a run on free cores with the ImageNet stem).
 # Only new top-level keys (study_*, knn_*), so this file can sit next to any
 # pretraining config in `_base_`.
 study_data_root = '/usr/share/datasets/fashion-mnist'
@@ -22,10 +24,17 @@ study_train_subset = 2000
 study_eval_train_subset = 5000
 study_test_subset = 2000
 study_num_clients = 10
-# Dirichlet splits are redrawn until every client holds this many images (a
-# client of 1 image cannot train BatchNorm layers); feasible for every
-# Dirichlet split of the study (alpha >= 0.02 over 10 clients, alpha >= 0.1
-# over 20 clients, 2,000 images).
+# Dirichlet splits use the paper's draw: classes dealt in label order, a
+# client closed once it holds N/K images, the whole split redrawn (up to
+# 1000 times, then an error) until every client holds between 0.5 N/K and
+# 1.5 N/K images (docs/partitions.md). With 10 classes of about 200 images,
+# one draw is within bounds with probability 88 % (alpha 1), 4 % (0.1) and
+# 0.45 % (0.02) over 10 clients, so 1000 tries suffice; over 20 clients (at
+# most 150 images a client) 68 % at alpha 1, 16 % at 0.5 and none at 0.1,
+# which raises an error (benchmarks/bench_paper_draw.py).
+study_size_range = (0.5, 1.5)
+# and never fewer than this many images (a client of 1 image cannot train
+# BatchNorm layers); below 0.5 N/K for the study's sizes.
 study_min_client_size = 16
 study_rounds = 10
 study_local_epochs = 1
@@ -43,7 +52,9 @@ study_train_dataloader = dict(
     dataset=dict(
         dataset=dict(subset=study_train_subset),
         partition=dict(
-            num_clients=study_num_clients, min_size=study_min_client_size)))
+            num_clients=study_num_clients,
+            min_size=study_min_client_size,
+            size_range=study_size_range)))
 # one client holding every image (centralized baselines): no client split
 study_central_train_dataloader = dict(
     batch_size=study_batch_size,
