@@ -1,5 +1,6 @@
 """What the federated loop tells the log at the start and after each round.
 """
+import logging
 import time
 from typing import List
 
@@ -26,7 +27,7 @@ def log_run_start(loop) -> None:
     if empty.size:
         print_log(f'Federated: clients {empty.tolist()[:20]} hold no '
                   'samples; they are skipped whenever sampled.',
-                  logger='current', level='WARNING')
+                  logger='current', level=logging.WARNING)
 
 
 class RoundTimer:

@@ -5,7 +5,8 @@ Importing this module registers, in decssl_mm's registries:
 - ``ClientFaultHook``: makes chosen clients fail (raise, or NaN weights);
 - ``KillPointHook``: stops the process at a chosen point and waits to be
   killed from outside (``kill -9``), see :func:`kill_point_from_env`;
-- ``AttackedTrainLoop``: a federated loop in which one client sends a
+- ``AttackedTrainer`` (and the ``AttackedTrainLoop`` config type that
+  uses it): clients that send a
   scaled or sign-flipped update.
 
 It is imported by the tests and, in subprocesses, through the dumped
@@ -20,7 +21,8 @@ import torch
 from mmengine.hooks import Hook
 
 from decssl_mm.federated import FederatedTrainLoop
-from decssl_mm.registry import HOOKS, LOOPS
+from decssl_mm.federated.trainers import ClientTrainer
+from decssl_mm.registry import CLIENT_TRAINERS, HOOKS, LOOPS
 
 #: Environment variable naming the kill point of a training subprocess.
 KILL_ENV = 'DECSSL_TEST_KILL_AT'
@@ -174,9 +176,9 @@ class KillPointHook(Hook):
         AtomicCheckpointHook.write_pointer = write
 
 
-@LOOPS.register_module()
-class AttackedTrainLoop(FederatedTrainLoop):
-    """A federated loop in which some clients send manipulated updates.
+@CLIENT_TRAINERS.register_module()
+class AttackedTrainer(ClientTrainer):
+    """A client trainer whose attackers send manipulated updates.
 
     Args:
         attackers (Sequence[int]): The malicious clients.
@@ -185,26 +187,40 @@ class AttackedTrainLoop(FederatedTrainLoop):
         factor (float): Size of the manipulation. Defaults to 1000.
         claimed_samples (int, optional): Sample count the attackers report
             instead of their own. Defaults to None.
-        **kwargs: See :class:`FederatedTrainLoop`.
+        **kwargs: See :class:`ClientTrainer`.
     """
 
-    def __init__(self, *args, attackers: Sequence[int] = (),
-                 attack: str = 'scale', factor: float = 1000.0,
+    def __init__(self, attackers: Sequence[int] = (), attack: str = 'scale',
+                 factor: float = 1000.0,
                  claimed_samples: Optional[int] = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(**kwargs)
         self.attackers: List[int] = [int(a) for a in attackers]
         self.attack = attack
         self.factor = float(factor)
         self.claimed_samples = claimed_samples
 
-    def add_client_update(self, client_id: int, state, num_samples: int):
-        if int(client_id) in self.attackers:
-            sign = -1.0 if self.attack == 'flip' else 1.0
-            state = dict(state)
-            for k in self.exchanged_keys:
-                g = self.global_state[k]
-                if g.is_floating_point():
-                    state[k] = g + sign * self.factor * (state[k] - g)
-            if self.claimed_samples is not None:
-                num_samples = int(self.claimed_samples)
-        super().add_client_update(client_id, state, num_samples)
+    def upload(self, client_id: int, state, num_samples: int):
+        if int(client_id) not in self.attackers:
+            return state, num_samples
+        sign = -1.0 if self.attack == 'flip' else 1.0
+        start = self.loop.server.start_state(client_id)
+        state = dict(state)
+        for k in self.loop.server.exchanged_keys:
+            g = start[k]
+            if g.is_floating_point():
+                state[k] = g + sign * self.factor * (state[k] - g)
+        if self.claimed_samples is not None:
+            num_samples = int(self.claimed_samples)
+        return state, num_samples
+
+
+@LOOPS.register_module(name='AttackedTrainLoop')
+def attacked_train_loop(runner, dataloader, attackers: Sequence[int] = (),
+                        attack: str = 'scale', factor: float = 1000.0,
+                        claimed_samples: Optional[int] = None,
+                        **kwargs) -> FederatedTrainLoop:
+    """The federated loop with :class:`AttackedTrainer` clients."""
+    trainer = dict(type='AttackedTrainer', attackers=list(attackers),
+                   attack=attack, factor=factor,
+                   claimed_samples=claimed_samples)
+    return FederatedTrainLoop(runner, dataloader, trainer=trainer, **kwargs)

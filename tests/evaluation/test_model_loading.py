@@ -130,11 +130,10 @@ def test_cifar_and_imagenet_stems_do_not_mix(tmp_path):
 
 
 def test_stem_error_through_load_eval_model(simclr, tmp_path):
-    from mmpretrain.models.backbones import ResNet_CIFAR
-    cfg, _ = simclr
-    path = str(tmp_path / 'cifar_w8.pth')
-    _save_backbone(ResNet_CIFAR(depth=18, base_channels=8, stem_channels=8),
-                   path)
-    with pytest.raises(ValueError, match='cifar_w8.pth.*CIFAR stem.*'
-                       'ImageNet stem'):
+    from mmpretrain.models.backbones import ResNet
+    cfg, _ = simclr  # a 32 px config: CIFAR stem
+    path = str(tmp_path / 'imagenet_w8.pth')
+    _save_backbone(ResNet(depth=18, base_channels=8, stem_channels=8), path)
+    with pytest.raises(ValueError, match='imagenet_w8.pth.*ImageNet stem.*'
+                       'CIFAR stem'):
         load_eval_model(cfg, path)

@@ -50,7 +50,12 @@ def test_two_ranks_one_client_per_round(fmnist_root, tmp_path):
 
         single = Runner.from_cfg(_cfg(fmnist_root, tmp_path / f'{name}_one',
                                       agg))
-        single.train()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as each of the two processes
+        try:
+            single.train()
+        finally:
+            torch.set_num_threads(threads)
         a = single.model.state_dict()
         b = torch.load(osp.join(two, 'epoch_2.pth'),
                        weights_only=True)['state_dict']

@@ -47,7 +47,8 @@ class ClientTrainer:
     that fails is retried ``retries`` times on the same batches.
 
     Subclasses change one thing each: :meth:`start_weights` (e.g. FedEMA),
-    :meth:`train_step` (e.g. FedProx's proximal term), :meth:`local_state`.
+    :meth:`train_step` (e.g. FedProx's proximal term), :meth:`upload`,
+    :meth:`local_state`.
 
     Args:
         optimizer_policy (str): ``'reset'`` (fresh optimizer state for each
@@ -131,7 +132,8 @@ class ClientTrainer:
             loop.run_iter(batch_idx, data_batch)
             batch_idx += 1
         state = self.model.state_dict()
-        loop.server.add(client_id, state, int(loop.client_sizes[client_id]))
+        loop.server.add(client_id, *self.upload(
+            client_id, state, int(loop.client_sizes[client_id])))
         try:
             loop.store.save(client_id, self.local_state(client_id, state),
                             round_idx)
@@ -194,7 +196,17 @@ class ClientTrainer:
             return runner.model.train_step(
                 data_batch, optim_wrapper=runner.optim_wrapper)
 
-    # ----------------------------------------------------------- what stays
+    # ------------------------------------------------------ what goes, stays
+    def upload(self, client_id: int, state: StateDict,
+               num_samples: int) -> Tuple[StateDict, int]:
+        """What the client sends the server: its model and sample count.
+
+        The place for what a client does to its update before sending it
+        (e.g. compression, privacy noise); the local state keeps the
+        trained model either way.
+        """
+        return state, num_samples
+
     def local_state(self, client_id: int, state: StateDict) -> dict:
         """What persists on the client until it is sampled again.
 
