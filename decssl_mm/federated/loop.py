@@ -40,20 +40,16 @@ class FederatedTrainLoop(BaseLoop):
     - ``client_state`` (:class:`~decssl_mm.federated.DiskClientStateStore`):
       where client-local state lives between a client's rounds.
 
-    Round ``r`` (mmengine's epoch ``r``): sample participants -> share them
-    among ranks by workload -> ``server.begin_round`` -> for each of this
-    rank's clients: hook ``before_client``, ``trainer.run_client`` (local
-    iterations through :meth:`run_iter`, so logger, timer and
-    parameter-scheduler hooks fire), hook ``after_client`` ->
-    ``server.finish_round`` (all-reduced over ranks) -> the global model
-    into the working model -> ``after_train_epoch`` hooks (checkpoint,
-    validation). Hooks may define ``before_client(runner, client_id,
-    round_idx)`` and ``after_client(runner, client_id, round_idx,
-    trained)``.
+    Round ``r`` (mmengine's epoch ``r``): sample participants, share them
+    among ranks, ``server.begin_round``; per client of this rank the hook
+    ``before_client(runner, client_id, round_idx)``, ``trainer.run_client``
+    (local steps through :meth:`run_iter`: iteration hooks fire), the hook
+    ``after_client(runner, client_id, round_idx, trained)``; then
+    ``server.finish_round`` (all-reduced over ranks), the global model into
+    the working model, ``after_train_epoch`` hooks (checkpoint, validation).
 
-    Learning-rate policy: every local step of round ``r`` uses the
-    schedule's value at epoch ``r``; parameter schedulers must therefore be
-    epoch based (``by_epoch=True``).
+    Every local step of round ``r`` uses the learning rate of epoch ``r``:
+    parameter schedulers must be epoch based (``by_epoch=True``).
 
     Args:
         runner (Runner): The runner.

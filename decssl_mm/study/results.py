@@ -5,21 +5,18 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict
+from typing import Dict, Iterator, Tuple
 
 from .grid import RESULTS_FORMAT, RESULTS_VERSION, rel, to_jsonable
 from .plan import Point, derived_fields
 
 
-def load_results(path: str) -> Dict[str, dict]:
-    """Records of a results file by key (later lines win).
+def iter_records(path: str) -> Iterator[Tuple[int, dict]]:
+    """``(line number, record)`` of every readable JSON object line.
 
     A damaged line (e.g. a run killed while writing) is skipped with a
-    warning.
+    warning on stderr.
     """
-    out: Dict[str, dict] = {}
-    if not osp.isfile(path):
-        return out
     with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -31,9 +28,20 @@ def load_results(path: str) -> Dict[str, dict]:
                 print(f'warning: {path}:{n}: unreadable line skipped',
                       file=sys.stderr)
                 continue
-            if isinstance(rec, dict) and rec.get('key'):
-                out[rec['key']] = rec
-    return out
+            if isinstance(rec, dict):
+                yield n, rec
+
+
+def load_results(path: str) -> Dict[str, dict]:
+    """Records of a results file by key (later lines win).
+
+    A damaged line (e.g. a run killed while writing) is skipped with a
+    warning.
+    """
+    if not osp.isfile(path):
+        return {}
+    return {rec['key']: rec for _, rec in iter_records(path)
+            if rec.get('key')}
 
 
 def append_result(path: str, record: dict) -> None:

@@ -59,6 +59,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
+from decssl_mm.study.results import iter_records  # noqa: E402
 from decssl_mm.utils.partition_names import \
     heterogeneity_rank  # noqa: E402,F401
 
@@ -121,19 +122,8 @@ def load_records(paths: Sequence[str]) -> List[dict]:
     for path in paths:
         if not osp.isfile(path):
             raise PlotError(f'results file not found: {path}')
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    print(f'warning: {path}:{n}: unreadable line skipped',
-                          file=sys.stderr)
-                    continue
-                if isinstance(rec, dict):
-                    by_key[rec.get('key') or f'{path}:{n}'] = rec
+        for n, rec in iter_records(path):
+            by_key[rec.get('key') or f'{path}:{n}'] = rec
     return [r for r in by_key.values() if r.get('status', 'ok') == 'ok']
 
 
