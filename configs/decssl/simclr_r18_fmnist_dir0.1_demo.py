@@ -1,6 +1,6 @@
 # Demo (the README's main job): SimCLR with a CIFAR-form ResNet-18 at 16
 # base channels, pretrained by 10 clients holding a Dirichlet(0.1) split of
-# 5,000 Fashion-MNIST training images; 6 rounds of FedAvg with 1 local
+# 5,000 Fashion-MNIST training images; 3 rounds of FedAvg with 1 local
 # epoch, then a weighted-kNN evaluation of the global backbone (bank: 5,000
 # training images, queries: 2,000 test images) printed beside the same
 # network untrained (its own init and PyTorch's default init). Figures and
@@ -8,7 +8,7 @@
 #   .venv/bin/python tools/train.py configs/decssl/simclr_r18_fmnist_dir0.1_demo.py
 _base_ = ['./simclr_r18_fmnist_dir0.1.py']
 width = 16
-rounds = 6
+rounds = 3
 model = dict(
     backbone=dict(base_channels=width, stem_channels=width),
     neck=dict(in_channels=width * 8, hid_channels=512, out_channels=128))
