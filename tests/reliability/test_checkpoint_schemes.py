@@ -24,23 +24,14 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 import decssl_mm  # noqa: F401  (registers the loaders)
 from decssl_mm.engine import checkpoint_loader
 from decssl_mm.utils.io import CheckpointLoadError, UnsafeCheckpointError
+from _helpers.payload import CodePayload
 
 SIMCLR = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
 
 
-class _Payload:
-    """Unpickling this calls ``os.makedirs(marker)``: proof of code run."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.makedirs, (self.marker, ))
-
-
 def _evil(marker):
     return {'state_dict': {'backbone.w': torch.ones(2)},
-            'payload': _Payload(marker)}
+            'payload': CodePayload(marker)}
 
 
 def _benign():

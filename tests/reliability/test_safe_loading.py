@@ -9,18 +9,9 @@ import torch
 from mmengine.runner import Runner
 
 from _helpers.configs import tiny_federated_cfg
+from _helpers.payload import CodePayload
 
 SIMCLR = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
-
-
-class _Payload:
-    """Unpickling this calls ``os.makedirs(marker)``: proof of code run."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.makedirs, (self.marker, ))
 
 
 @pytest.fixture
@@ -32,7 +23,7 @@ def evil(tmp_path):
     def make(name, **entries):
         path = str(tmp_path / name)
         obj = dict(meta=dict(epoch=1), state_dict={'w': torch.ones(2)},
-                   payload=_Payload(marker))
+                   payload=CodePayload(marker))
         obj.update(entries)
         torch.save(obj, path)
         return path
@@ -141,14 +132,14 @@ def test_partition_and_feature_files_hold_data_only(fmnist_root, tmp_path):
     pfile = str(tmp_path / 'partition.json')
     for protocol in (0, pickle.HIGHEST_PROTOCOL):  # ASCII and binary
         with open(pfile, 'wb') as f:
-            pickle.dump({'clients': _Payload(marker)}, f, protocol=protocol)
+            pickle.dump({'clients': CodePayload(marker)}, f, protocol=protocol)
         with pytest.raises(ValueError) as e:
             ClientPartitionedDataset(dataset=ds, partition_file=pfile)
         if protocol == 0:
             assert 'partition.json' in str(e.value)
             assert 'not valid JSON' in str(e.value)
     feats = str(tmp_path / 'features.npy')
-    np.save(feats, np.array([_Payload(marker)] * 120, dtype=object),
+    np.save(feats, np.array([CodePayload(marker)] * 120, dtype=object),
             allow_pickle=True)
     with pytest.raises(ValueError, match='allow_pickle'):
         ClientPartitionedDataset(
