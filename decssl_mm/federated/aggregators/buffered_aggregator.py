@@ -60,6 +60,26 @@ def remove_stale_buffers(root: str, rank: int, world_size: int) -> int:
     return removed
 
 
+
+def sorted_median(rows: torch.Tensor) -> torch.Tensor:
+    """Median over dim 0; the mean of the two middle values for even counts
+    (rounded down for integer rows).
+
+    Args:
+        rows (Tensor): ``(m, C)`` values, ``m >= 1``.
+
+    Returns:
+        Tensor: ``(C,)`` medians, in the dtype of ``rows``.
+    """
+    m = rows.shape[0]
+    v = rows.sort(dim=0).values
+    if m % 2:
+        return v[m // 2]
+    pair = v[m // 2 - 1] + v[m // 2]
+    if pair.is_floating_point():
+        return pair / 2
+    return pair.div(2, rounding_mode='floor')
+
 class UpdateBuffer:
     """The flat float32 updates of this rank's clients in the current round.
 
@@ -332,11 +352,7 @@ class BufferedAggregator(BaseAggregator):
         Returns:
             Tensor: ``(I,)`` int64.
         """
-        m = rows.shape[0]
-        v = rows.sort(dim=0).values
-        if m % 2:
-            return v[m // 2]
-        return (v[m // 2 - 1] + v[m // 2]).div(2, rounding_mode='floor')
+        return sorted_median(rows)
 
     def reduce_export_rows(self, rows: torch.Tensor,
                            weights: torch.Tensor) -> torch.Tensor:

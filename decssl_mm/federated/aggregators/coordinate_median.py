@@ -2,23 +2,7 @@
 import torch
 
 from decssl_mm.registry import AGGREGATORS
-from .buffered_aggregator import BufferedAggregator
-
-
-def sorted_median(rows: torch.Tensor) -> torch.Tensor:
-    """Median over dim 0; the mean of the two middle values for even counts.
-
-    Args:
-        rows (Tensor): ``(m, C)`` values, ``m >= 1``.
-
-    Returns:
-        Tensor: ``(C,)`` medians.
-    """
-    m = rows.shape[0]
-    v = rows.sort(dim=0).values
-    if m % 2:
-        return v[m // 2]
-    return (v[m // 2 - 1] + v[m // 2]) / 2
+from .buffered_aggregator import BufferedAggregator, sorted_median
 
 
 @AGGREGATORS.register_module()
