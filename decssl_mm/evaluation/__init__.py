@@ -3,7 +3,7 @@ references, backbone export."""
 from .evaluate import EVALS, evaluate_checkpoint, feature_metrics
 from .export import (check_backbone_compat, extract_backbone_state,
                      infer_resnet_depth, save_backbone)
-from .features import pool_output, pooled_embedding
+from .features import backbone_output, pool_output, pooled_embedding
 from .knn import (build_knn_dataloader, extract_features, knn_accuracy,
                   knn_evaluate, knn_predict)
 from .knn_hook import KNNEvalHook
@@ -17,7 +17,7 @@ from .untrained import (UNTRAINED_INITS, build_untrained_model,
 __all__ = [
     'EVALS', 'evaluate_checkpoint', 'feature_metrics',
     'check_backbone_compat', 'extract_backbone_state', 'infer_resnet_depth',
-    'save_backbone', 'pool_output', 'pooled_embedding',
+    'save_backbone', 'backbone_output', 'pool_output', 'pooled_embedding',
     'build_knn_dataloader', 'extract_features', 'knn_accuracy',
     'knn_evaluate', 'knn_predict', 'KNNEvalHook', 'classifier_accuracy',
     'linear_probe_evaluate', 'train_linear_probe', 'EVAL_LOADER_KEYS',

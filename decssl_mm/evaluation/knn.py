@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .features import pool_output, pooled_embedding
+from .features import backbone_output, pool_output, pooled_embedding
 
 __all__ = [
     'knn_predict', 'knn_accuracy', 'extract_features', 'build_knn_dataloader',
@@ -228,7 +228,7 @@ def extract_features(model: nn.Module,
     feats, labels = [], []
     for inputs, samples in iter_eval_batches(model, dataloader):
         if feature == 'neck':
-            out = model.backbone(inputs)
+            out = backbone_output(model.backbone, inputs)
             feat = pool_output(model.neck(
                 out if isinstance(out, (tuple, list)) else (out, )))
         else:

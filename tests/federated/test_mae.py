@@ -74,3 +74,27 @@ def test_mae_one_round(fmnist_root, tmp_path):
     # the fixed sin-cos position embeddings stay fixed
     assert 'backbone.pos_embed' not in changed
     assert osp.isfile(osp.join(str(tmp_path), 'epoch_1.pth'))
+
+
+def test_mae_features_see_the_whole_image():
+    """kNN/probe features of an MAE backbone: unmasked, deterministic, one
+    mean patch token (class token left out) per image."""
+    from mmpretrain.registry import MODELS
+
+    from decssl_mm.evaluation import pooled_embedding
+    cfg = Config.fromfile(osp.join(ROOT, MAE))
+    backbone = MODELS.build(cfg.model.backbone)
+    backbone.eval()  # MAEViT.train() returns None: no chaining
+    x = torch.randn(3, 3, 32, 32)
+    torch.manual_seed(0)
+    a = pooled_embedding(backbone, x, normalize=False)
+    torch.manual_seed(1)
+    b = pooled_embedding(backbone, x, normalize=False)
+    dim = cfg.model.backbone.arch.embed_dims
+    assert a.shape == (3, dim)
+    assert torch.equal(a, b)  # no random masking
+    with torch.no_grad():
+        tokens = backbone(x, mask=None)[-1]  # N x (1 + 64) x C
+    assert tokens.shape[1] == 1 + 64
+    assert torch.allclose(a, tokens[:, 1:].mean(dim=1))
+    assert not torch.allclose(a, tokens.mean(dim=1))
