@@ -207,27 +207,12 @@ def knob_env_name(key: str) -> str:
     return key.upper()
 
 
-@contextlib.contextmanager
-def knob_environment(items: Sequence[Tuple[str, Any, str]]) -> Iterator:
-    """Set ``STUDY_<NAME>`` for the knob items while a config is loaded.
-
-    Args:
-        items: ``(key, value, origin)``; the knobs among them (later ones
-            win) are put in the environment, the rest is ignored.
+def knob_env(items: Sequence[Tuple[str, Any, str]]) -> Dict[str, str]:
+    """``{STUDY_<NAME>: value}`` of the knob items (later ones win).
 
     Raises:
-        SweepError: If a ``STUDY_*`` variable is already set (a run's size
-            must come from the sweep's arguments, so it is recorded), or a
-            knob value is not a number.
+        SweepError: If a knob value is not a number, naming its origin.
     """
-    inherited = sorted(k for k in os.environ
-                       if k.startswith(KNOB_ENV_PREFIX))
-    if inherited:
-        raise SweepError(
-            f'{", ".join(inherited)} set in the environment: give study '
-            'sizes as --cfg-options study_<name>=V or --grid '
-            'study_<name>=V1,V2 (so they enter the point keys and records),'
-            ' and unset the variable')
     env: Dict[str, str] = {}
     for key, value, origin in items:
         if not is_knob(key):
@@ -236,20 +221,34 @@ def knob_environment(items: Sequence[Tuple[str, Any, str]]) -> Iterator:
             raise SweepError(f'{origin}: study knob {key}={value!r}: '
                              'expected a number')
         env[knob_env_name(key)] = repr(value)
+    return env
+
+
+@contextlib.contextmanager
+def knob_environment(items: Sequence[Tuple[str, Any, str]]) -> Iterator:
+    """Set ``STUDY_<NAME>`` for the knob items while a config is loaded
+    (the environment is restored afterwards)."""
+    env = knob_env(items)
+    saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
         yield
     finally:
-        for name in env:
-            os.environ.pop(name, None)
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def check_knobs(cfg: Any, items: Sequence[Tuple[str, Any, str]]) -> None:
-    """Every knob item took effect when the config was loaded.
+    """Every knob item took effect, and no size came from the sweep's own
+    environment.
 
     Raises:
-        SweepError: If the config has no such knob or does not read it from
-            ``STUDY_<NAME>``, naming the knob and the origin.
+        SweepError: If the config has no such knob (or does not read it from
+            ``STUDY_<NAME>``), or it read an environment variable the sweep
+            did not set (a run's size must be in its record).
     """
     for key, value, origin in items:
         if is_knob(key) and cfg.get(key, _MISSING) != value:
@@ -257,6 +256,15 @@ def check_knobs(cfg: Any, items: Sequence[Tuple[str, Any, str]]) -> None:
                 f"{origin}: {key} is not a size knob of this config (no "
                 f"`{key} = {{{{'${knob_env_name(key)}:...'}}}}` in its "
                 '_base_; see configs/study/_base_/study_fmnist.py)')
+    ours = knob_env(items)
+    used = getattr(cfg, 'env_variables', None) or {}
+    inherited = sorted(k for k in used if k not in ours)
+    if inherited:
+        raise SweepError(
+            f'{", ".join(inherited)} set in the environment changes the '
+            'config: give study sizes as --cfg-options study_<name>=V or '
+            '--grid study_<name>=V1,V2 (so they enter the point keys and '
+            'records), and unset the variable')
 
 
 def existing_config(path: str, what: str) -> str:

@@ -105,3 +105,31 @@ def test_mocov2_and_byol_build_at_study_width():
         with DefaultScope.overwrite_default_scope('decssl_mm'):
             model = MODELS.build(cfg.model)
         assert sum(p.numel() for p in model.parameters()) < 3e6
+
+
+FMNIST_LABELS = '/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz'
+
+
+@pytest.mark.skipif(not osp.isfile(FMNIST_LABELS),
+                    reason='needs the Debian package dataset-fashion-mnist')
+@pytest.mark.parametrize('images', [2000, 5000])
+def test_q3_split_is_feasible_over_20_clients(images):
+    """The paper's draw over 20 clients: alpha 0.3 (Q3) finds a split for
+    both partition draws, alpha 0.1 does not (run_study.sh Q3_PARTITION)."""
+    import gzip
+
+    import numpy as np
+
+    from decssl_mm.partition import build_partition
+    with gzip.open(FMNIST_LABELS) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:images]
+    recipe = dict(type='Dirichlet', num_clients=20, min_size=16,
+                  size_range=(0.5, 1.5))
+    for seed in (0, 1):
+        part = build_partition(dict(recipe, alpha=0.3, seed=seed), labels)
+        sizes = part.client_sizes
+        assert sizes.min() >= images / 40 and sizes.max() <= images * 1.5 / 20
+    with pytest.raises(ValueError, match='size_range'):
+        # (0 of 2,000 single draws succeed, benchmarks/bench_paper_draw.py)
+        build_partition(dict(recipe, alpha=0.1, seed=0, max_tries=100),
+                        labels)

@@ -273,9 +273,15 @@ def test_study_size_knobs_follow_everywhere(monkeypatch):
     assert s.cfg.model.head.in_channels == 64
     with pytest.raises(sweep.SweepError, match='not a size knob'):
         _plan(['--config', SIMCLR, '--cfg-options', 'study_nope=1'])
-    monkeypatch.setenv('STUDY_WIDTH', '32')
+    monkeypatch.setenv('STUDY_OPTIONS', 'x')  # read by no config: fine
+    assert len(_plan(['--config', SIMCLR])) == 1
+    monkeypatch.setenv('STUDY_WIDTH', '32')  # a size from the environment
     with pytest.raises(sweep.SweepError, match='STUDY_WIDTH set in the'):
         _plan(['--config', SIMCLR])
+    # the sweep's own value wins, and the environment is left as it was
+    (w, ) = _plan(['--config', SIMCLR, '--cfg-options', 'study_width=8'])
+    assert w.cfg.model.backbone.base_channels == 8
+    assert os.environ['STUDY_WIDTH'] == '32'
 
 
 def test_records_carry_the_code_version_and_mixed_versions_warn(

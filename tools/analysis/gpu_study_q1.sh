@@ -56,7 +56,7 @@ TINY=0
 for a in "$@"; do
     case "$a" in
         --tiny) TINY=1 ;;
-        -h|--help) sed -n '2,52p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
         *) echo "gpu_study_q1.sh: unknown argument '$a' (--tiny)" >&2
            exit 2 ;;
     esac

@@ -38,7 +38,7 @@
 #   OUT               output folder [work_dirs/study]
 #   SEEDS             training seeds of every point [0,1,2]
 #   PARTITION_SEEDS   partition draws of every split [0,1]
-#   STUDY_OPTIONS     size knobs for every sweep (configs/study/_base_/
+#   SIZE_OPTIONS      size knobs for every sweep (configs/study/_base_/
 #                     study_fmnist.py), e.g. "study_train_subset=5000
 #                     study_rounds=20 study_width=16" [none: 2,000 images,
 #                     10 rounds x 1 local epoch, width 16]
@@ -89,7 +89,7 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-work_dirs/study}
 SEEDS=${SEEDS:-0,1,2}
 PARTITION_SEEDS=${PARTITION_SEEDS:-0,1}
-STUDY_OPTIONS=${STUDY_OPTIONS:-}
+SIZE_OPTIONS=${SIZE_OPTIONS:-}
 Q1_ALGOS=${Q1_ALGOS:-simclr,mocov2}
 Q1_PARTITIONS=${Q1_PARTITIONS:-iid,dir1,dir0.1,dir0.02,skew0.5,skew0}
 Q2_ALGOS=${Q2_ALGOS:-simclr,mocov2}
@@ -111,7 +111,7 @@ S=configs/study
 # shellcheck disable=SC2206
 EXTRA=($SWEEP_ARGS)
 # shellcheck disable=SC2206
-KNOBS=($STUDY_OPTIONS)
+KNOBS=($SIZE_OPTIONS)
 SWEEP=("$PY" tools/analysis/sweep.py --seeds "$SEEDS")
 [[ ${#KNOBS[@]} -gt 0 ]] && SWEEP+=(--cfg-options "${KNOBS[@]}")
 
@@ -121,7 +121,7 @@ for a in "$@"; do
     case "$a" in
         --estimate) ESTIMATE=1 ;;
         q1|q2|q3|q4|plots) WANT+=("$a") ;;
-        -h|--help) sed -n '2,75p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,83p' "$0"; exit 0 ;;
         *) echo "run_study.sh: unknown argument '$a' (q1 q2 q3 q4 plots" \
                 "--estimate)" >&2; exit 2 ;;
     esac

@@ -47,7 +47,8 @@ study_num_clients = {{'$STUDY_NUM_CLIENTS:10'}}
 # which raises an error (benchmarks/bench_paper_draw.py). So Q3 (20 clients)
 # uses Dirichlet(0.3): on the real labels of the first 2,000 and of the
 # first 5,000 images, partition seeds 0, 1 and 2 all give a split within
-# the bounds (0.2 too; 0.1 and 0.02 none) (docs/results.md, Q3).
+# the bounds (0.2 too; 0.1 and 0.02 none) (docs/results.md, "The rerun,
+# prepared"; tests/study/test_study_configs.py).
 study_size_range = (0.5, 1.5)
 # and never fewer than this many images (a client of 1 image cannot train
 # BatchNorm layers); below 0.5 N/K for the study's sizes.
