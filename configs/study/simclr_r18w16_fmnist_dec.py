@@ -8,7 +8,7 @@ _base_ = [
 ]
 model = dict(
     backbone={{_base_.study_backbone}},
-    neck=dict(in_channels={{_base_.study_feat_dim}}, hid_channels=256))
+    neck={{_base_.study_simclr_neck}})
 train_dataloader = {{_base_.study_train_dataloader}}
 rounds = {{_base_.study_rounds}}
 train_cfg = {{_base_.study_train_cfg}}

@@ -1,7 +1,9 @@
-# FeatARC at study size: the FeatARC simclr run (configs/featarc/simclr_r18_
-# fmnist_dir0.1.py: 2 cluster models, feature-based assignment, alignment
-# to the round-start cluster model) shrunk exactly like its FedAvg twin
-# simclr_r18w16_fmnist_dec.py (same model, data, clients and rounds).
+# FeatARC at study size, as the paper ran it (ClusteredServer mode='paper',
+# the default of configs/_base_/federated/featarc_fmnist.py): the FeatARC
+# simclr run (configs/featarc/simclr_r18_fmnist_dir0.1.py: 2 cluster models,
+# feature-based assignment, alignment to the cluster model) shrunk exactly
+# like its FedAvg twin simclr_r18w16_fmnist_dec.py (same model, data,
+# clients and rounds). Our variant: simclr_r18w16_fmnist_featarc_ours.py.
 _base_ = [
     '../featarc/simclr_r18_fmnist_dir0.1.py',
     './_base_/study_fmnist.py',
@@ -9,7 +11,7 @@ _base_ = [
 model = dict(
     algorithm=dict(
         backbone={{_base_.study_backbone}},
-        neck=dict(in_channels={{_base_.study_feat_dim}}, hid_channels=256)))
+        neck={{_base_.study_simclr_neck}}))
 train_dataloader = {{_base_.study_train_dataloader}}
 rounds = {{_base_.study_rounds}}
 train_cfg = {{_base_.study_train_cfg}}

@@ -1,7 +1,9 @@
-# FeatARC at study size: the FeatARC simsiam run (configs/featarc/simsiam_r18_
-# fmnist_dir0.1.py: 2 cluster models, feature-based assignment, alignment
-# to the round-start cluster model) shrunk exactly like its FedAvg twin
-# simsiam_r18w16_fmnist_dec.py (same model, data, clients and rounds).
+# FeatARC at study size, as the paper ran it (ClusteredServer mode='paper',
+# the default of configs/_base_/federated/featarc_fmnist.py): the FeatARC
+# simsiam run (configs/featarc/simsiam_r18_fmnist_dir0.1.py: 2 cluster models,
+# feature-based assignment, alignment to the cluster model) shrunk exactly
+# like its FedAvg twin simsiam_r18w16_fmnist_dec.py (same model, data,
+# clients and rounds). Our variant: simsiam_r18w16_fmnist_featarc_ours.py.
 _base_ = [
     '../featarc/simsiam_r18_fmnist_dir0.1.py',
     './_base_/study_fmnist.py',

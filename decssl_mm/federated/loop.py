@@ -12,6 +12,7 @@ from decssl_mm.registry import (CLIENT_SAMPLERS, CLIENT_STATE_STORES,
 from decssl_mm.utils.registry_utils import build_checked
 from .checkpoint_refs import checkpoint_alive_fn, checkpoint_indices
 from .federated_hook import FederatedStateHook
+from .local_schedule import SCHEDULE_UNITS, LocalEpochSchedule
 from .loop_checks import (check_epoch_schedulers, check_round_data,
                           validate_schedule)
 from .round_data import with_round_batch_sampler
@@ -48,8 +49,12 @@ class FederatedTrainLoop(BaseLoop):
     ``server.finish_round`` (all-reduced over ranks), the global model into
     the working model, ``after_train_epoch`` hooks (checkpoint, validation).
 
-    Every local step of round ``r`` uses the learning rate of epoch ``r``:
-    parameter schedulers must be epoch based (``by_epoch=True``).
+    Parameter schedulers must be epoch based (``by_epoch=True``); their
+    unit is ``schedule_unit``: by default a round (every local step of
+    round ``r`` uses the value of epoch ``r``), or a local epoch (local
+    epoch ``e`` of round ``r`` uses epoch ``r x local_epochs + e``, so the
+    schedule follows total local progress whatever the split into rounds
+    and local epochs; :mod:`~decssl_mm.federated.local_schedule`).
 
     Args:
         runner (Runner): The runner.
@@ -75,6 +80,11 @@ class FederatedTrainLoop(BaseLoop):
             to ``dict(type='DiskClientStateStore')``.
         optimizer_policy (str): ``'reset'`` or ``'keep'``, given to the
             trainer. Defaults to ``'reset'``.
+        schedule_unit (str): What one epoch of the parameter schedulers is:
+            ``'round'`` or ``'local_epoch'`` (then a scheduler over the
+            whole run has ``T_max = rounds x local_epochs``; with
+            ``local_iters`` a round's local work counts as one unit).
+            Defaults to ``'round'``.
         seed (int, optional): Seed of data order and augmentations of every
             (round, client). Defaults to the runner's seed.
         client_retries (int): Times a failing client is retried in the same
@@ -100,11 +110,20 @@ class FederatedTrainLoop(BaseLoop):
                  trainer: Optional[dict] = None,
                  client_state: Optional[dict] = None,
                  optimizer_policy: str = 'reset',
+                 schedule_unit: str = 'round',
                  seed: Optional[int] = None,
                  client_retries: int = 0,
                  val_begin: int = 1,
                  val_interval: int = 1) -> None:
         validate_schedule(rounds, local_epochs, local_iters)
+        if schedule_unit not in SCHEDULE_UNITS:
+            raise ValueError(f'train_cfg.schedule_unit must be one of '
+                             f'{SCHEDULE_UNITS}, got {schedule_unit!r}.')
+        self.schedule_unit = schedule_unit
+        # per-local-epoch stepping is only needed with several local epochs
+        self.local_schedule = LocalEpochSchedule(local_epochs) if (
+            schedule_unit == 'local_epoch' and local_epochs is not None
+            and int(local_epochs) > 1) else None
         if isinstance(dataloader, dict):
             dataloader = with_round_batch_sampler(dataloader)
         super().__init__(runner, dataloader)
@@ -236,8 +255,12 @@ class FederatedTrainLoop(BaseLoop):
         self.server.begin_round(round_idx, mine)
         self.model.train()
         self.trainer.round_errors = {}
+        if self.local_schedule is not None:
+            self.local_schedule.begin_round(self.runner.param_schedulers)
         outcome = self.run_clients(round_idx, mine)
         self._end_round(round_idx, participants, *outcome)
+        if self.local_schedule is not None:
+            self.local_schedule.end_round()
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
         self.timer.log(round_idx, self._max_epochs, len(participants),
@@ -279,6 +302,17 @@ class FederatedTrainLoop(BaseLoop):
             data_batch=data_batch,
             outputs=outputs)
         self._iter += 1
+        if self.local_schedule is not None:
+            self.local_schedule.after_step()
+
+    def begin_client_schedule(self, client_id: int) -> None:
+        """A client's local training starts (or restarts): with
+        ``schedule_unit='local_epoch'``, the round-start hyper-parameters.
+        """
+        if self.local_schedule is not None:
+            self.local_schedule.begin_client(
+                self.planner.num_client_batches(
+                    int(self.client_sizes[client_id])))
 
     # ----------------------------------------------------------------- setup
     def _setup(self) -> None:

@@ -9,8 +9,10 @@ from .grid import (KEY_ALIASES, PARTITION_KEY, RESULTS_FORMAT,
                    parse_seeds, parse_value, parse_variants,
                    partition_from_spec, rel, split_top_level)
 from .plan import (Point, build_point, derived_fields, eval_loaders,
-                   eval_settings, plan, point_work)
-from .results import append_result, load_results, make_record, summary_line
+                   eval_settings, plan, point_cost, point_images,
+                   point_work)
+from .results import (append_result, code_version, load_results,
+                      make_record, mixed_code_versions, summary_line)
 
 __all__ = [
     'checkpoint_info', 'cleanup', 'evaluate_point', 'finished_checkpoint',
@@ -19,6 +21,8 @@ __all__ = [
     'Axis', 'SweepError', 'apply_assignments', 'parse_cfg_options',
     'parse_grid', 'parse_seeds', 'parse_value', 'parse_variants',
     'partition_from_spec', 'rel', 'split_top_level', 'Point', 'build_point',
-    'derived_fields', 'eval_loaders', 'eval_settings', 'plan', 'point_work',
-    'append_result', 'load_results', 'make_record', 'summary_line'
+    'derived_fields', 'eval_loaders', 'eval_settings', 'plan', 'point_cost',
+    'point_images', 'point_work',
+    'append_result', 'code_version', 'load_results', 'make_record',
+    'mixed_code_versions', 'summary_line'
 ]

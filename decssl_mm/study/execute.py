@@ -14,7 +14,8 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from .grid import ROOT, rel, to_jsonable
-from .plan import Point, eval_loaders, eval_settings, point_work
+from .plan import (Point, eval_loaders, eval_settings, point_images,
+                   point_work)
 from .results import make_record
 
 
@@ -236,12 +237,13 @@ def _fmt_value(v: Any) -> str:
 def print_plan(points: List[Point], done: Dict[str, dict],
                args: argparse.Namespace) -> None:
     """The ``--dry-run`` listing."""
-    todo_work = 0.0
+    todo_work = todo_images = 0.0
     n = len(points)
     for p in points:
         status = 'done' if p.key in done else 'todo'
         if status == 'todo':
             todo_work += point_work(p)
+            todo_images += point_work(p) * (point_images(p) or 0)
         grid = ' '.join(f'{k}={v}' for k, v in p.grid.items())
         print(f'[{p.index + 1:>3}/{n}] {status}  {p.method}  {grid}  '
               f'seed={p.seed}')
@@ -259,10 +261,11 @@ def print_plan(points: List[Point], done: Dict[str, dict],
                                                   'sweep_config.py'))
             print(f'        command  : {" ".join(rel(c) for c in cmd)}')
         print(f'        work     : {point_work(p):g} epochs of the '
-              'training set')
+              f'training set ({point_images(p) or "?"} images)')
     todo = sum(p.key not in done for p in points)
     print(f'Planned: {n} runs, {n - todo} finished (skipped), {todo} to run; '
-          f'work to run: {todo_work:g} epochs of the training set; '
+          f'work to run: {todo_work:g} epochs of the training set '
+          f'({todo_images:.0f} image-epochs, SimCLR-equivalent); '
           f'results: {rel(args.results)}')
 
 

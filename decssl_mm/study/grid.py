@@ -1,6 +1,7 @@
 """Sweep grids: parsing ``--grid``/``--cfg-options`` and applying them to
 configs (dotted keys, aliases, partition names, fixed total epochs)."""
 import ast
+import contextlib
 import copy
 import hashlib
 import json
@@ -8,7 +9,7 @@ import math
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from decssl_mm.utils.partition_names import (PartitionNameError,
                                              parse_partition_name)
@@ -23,6 +24,8 @@ PARTITION_KEY = 'train_dataloader.dataset.partition'
 KEY_ALIASES = {
     'partition': PARTITION_KEY,
     'alpha': PARTITION_KEY + '.alpha',
+    # the partition draw, independent of the training seed (--seeds)
+    'partition_seed': PARTITION_KEY + '.seed',
     'num_clients': PARTITION_KEY + '.num_clients',
     'subset': 'train_dataloader.dataset.dataset.subset',
     'rounds': 'train_cfg.rounds',
@@ -31,6 +34,11 @@ KEY_ALIASES = {
     'participation': 'train_cfg.participation',
     'clients_per_round': 'train_cfg.clients_per_round',
 }
+# Size knobs of the study configs: top-level ``study_<name>`` keys read from
+# ``STUDY_<NAME>`` in configs/study/_base_/study_fmnist.py, set before the
+# config is loaded so that every key derived from them follows.
+KNOB_PREFIX = 'study_'
+KNOB_ENV_PREFIX = 'STUDY_'
 _MISSING = object()
 
 
@@ -187,6 +195,76 @@ def parse_cfg_options(items: Sequence[str]) -> List[Tuple[str, Any]]:
                  [parse_value(p) for p in parts])
         out.append((key.strip(), value))
     return out
+
+
+def is_knob(key: str) -> bool:
+    """Whether ``key`` names a study size knob (``study_<name>``)."""
+    return '.' not in key and key.startswith(KNOB_PREFIX)
+
+
+def knob_env_name(key: str) -> str:
+    """The environment variable a knob is read from: ``STUDY_<NAME>``."""
+    return key.upper()
+
+
+def knob_env(items: Sequence[Tuple[str, Any, str]]) -> Dict[str, str]:
+    """``{STUDY_<NAME>: value}`` of the knob items (later ones win).
+
+    Raises:
+        SweepError: If a knob value is not a number, naming its origin.
+    """
+    env: Dict[str, str] = {}
+    for key, value, origin in items:
+        if not is_knob(key):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SweepError(f'{origin}: study knob {key}={value!r}: '
+                             'expected a number')
+        env[knob_env_name(key)] = repr(value)
+    return env
+
+
+@contextlib.contextmanager
+def knob_environment(items: Sequence[Tuple[str, Any, str]]) -> Iterator:
+    """Set ``STUDY_<NAME>`` for the knob items while a config is loaded
+    (the environment is restored afterwards)."""
+    env = knob_env(items)
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def check_knobs(cfg: Any, items: Sequence[Tuple[str, Any, str]]) -> None:
+    """Every knob item took effect, and no size came from the sweep's own
+    environment.
+
+    Raises:
+        SweepError: If the config has no such knob (or does not read it from
+            ``STUDY_<NAME>``), or it read an environment variable the sweep
+            did not set (a run's size must be in its record).
+    """
+    for key, value, origin in items:
+        if is_knob(key) and cfg.get(key, _MISSING) != value:
+            raise SweepError(
+                f"{origin}: {key} is not a size knob of this config (no "
+                f"`{key} = {{{{'${knob_env_name(key)}:...'}}}}` in its "
+                '_base_; see configs/study/_base_/study_fmnist.py)')
+    ours = knob_env(items)
+    used = getattr(cfg, 'env_variables', None) or {}
+    inherited = sorted(k for k in used if k not in ours)
+    if inherited:
+        raise SweepError(
+            f'{", ".join(inherited)} set in the environment changes the '
+            'config: give study sizes as --cfg-options study_<name>=V or '
+            '--grid study_<name>=V1,V2 (so they enter the point keys and '
+            'records), and unset the variable')
 
 
 def existing_config(path: str, what: str) -> str:
@@ -366,25 +444,46 @@ def apply_total_epochs(cfg: Any, total: int, origin: str
     return out
 
 
-def sync_schedule(cfg: Any, old_rounds: Any) -> List[Assignment]:
-    """Make epoch-based schedulers tied to the old round count follow it."""
+def schedule_length(cfg: Any) -> Optional[int]:
+    """Epochs of the parameter schedule over the whole run: rounds, or
+    rounds x local epochs under ``train_cfg.schedule_unit='local_epoch'``
+    (a round of ``local_iters`` counts as one)."""
     rounds = get_key(cfg, 'train_cfg.rounds', None)
-    if rounds is None or old_rounds is None or rounds == old_rounds:
+    if rounds is None:
+        return None
+    local = get_key(cfg, 'train_cfg.local_epochs', None)
+    if get_key(cfg, 'train_cfg.schedule_unit', 'round') == 'local_epoch' \
+            and isinstance(local, int) and not isinstance(local, bool):
+        return int(rounds) * local
+    return int(rounds)
+
+
+def sync_schedule(cfg: Any, old_rounds: Any,
+                  old_length: Any = None) -> List[Assignment]:
+    """Make epoch-based schedulers tied to the old schedule length (rounds,
+    or total local epochs, see :func:`schedule_length`) follow the new one,
+    and the top-level ``rounds`` the new round count."""
+    rounds = get_key(cfg, 'train_cfg.rounds', None)
+    if rounds is None or old_rounds is None:
         return []
+    if old_length is None:
+        old_length = old_rounds
+    length = schedule_length(cfg)
     out = []
     scheds = cfg.get('param_scheduler')
     items = scheds if isinstance(scheds, list) else \
         [scheds] if isinstance(scheds, dict) else []
     prefix = 'param_scheduler' + ('.{}' if isinstance(scheds, list) else '')
     for i, s in enumerate(items):
-        if not isinstance(s, dict) or not s.get('by_epoch', True):
+        if length == old_length or not isinstance(s, dict) or \
+                not s.get('by_epoch', True):
             continue
         for k in ('end', 'T_max'):
-            if s.get(k) == old_rounds:
-                s[k] = rounds
-                out.append(Assignment(f'{prefix.format(i)}.{k}', rounds,
-                                      'sync with train_cfg.rounds'))
-    if cfg.get('rounds') == old_rounds:
+            if s.get(k) == old_length:
+                s[k] = length
+                out.append(Assignment(f'{prefix.format(i)}.{k}', length,
+                                      'sync with the schedule length'))
+    if rounds != old_rounds and cfg.get('rounds') == old_rounds:
         cfg['rounds'] = rounds
         out.append(Assignment('rounds', rounds, 'sync with train_cfg.rounds'))
     return out

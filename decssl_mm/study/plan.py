@@ -6,15 +6,15 @@ import itertools
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from decssl_mm.utils.partition_names import partition_name
 from .grid import (CONFIG_AXES, PARTITION_KEY, SIBLING_AXES, Assignment,
                    Axis, SweepError, apply_assignments, apply_total_epochs,
-                   check_partition, existing_config, get_key,
-                   parse_cfg_options, parse_grid, parse_seeds,
-                   parse_variants, rel, set_data_root, short_hash,
-                   sync_schedule)
+                   check_knobs, check_partition, existing_config, get_key,
+                   knob_environment, parse_cfg_options, parse_grid,
+                   parse_seeds, parse_variants, rel, schedule_length,
+                   set_data_root, short_hash, sync_schedule)
 
 
 @dataclass
@@ -147,14 +147,19 @@ def build_point(args: argparse.Namespace, variants: Dict[str, str],
     """Load and merge the config of one point; compute its keys."""
     from mmengine.config import Config
     config, method = _point_config(args, variants, combo)
-    cfg = Config.fromfile(config)
-    old_rounds = get_key(cfg, 'train_cfg.rounds', None)
     items = [(k, v, '--cfg-options') for k, v in common]
     for axis, i in combo:
         if axis.kind == 'keys':
             for k, v in zip(axis.keys, axis.values[i]):
                 items.append((k, v, f'--grid {axis.name}={axis.labels[i]}'))
     items += [(k, seed, '--seeds') for k in args.seed_keys]
+    # size knobs (study_<name>) are in place while the config loads, so
+    # every key derived from them follows; they stay in the overrides
+    with knob_environment(items):
+        cfg = Config.fromfile(config)
+    check_knobs(cfg, items)
+    old_rounds = get_key(cfg, 'train_cfg.rounds', None)
+    old_length = schedule_length(cfg)
     overrides: List[Assignment] = []
     if args.data_root:
         overrides += set_data_root(cfg, args.data_root)
@@ -166,7 +171,7 @@ def build_point(args: argparse.Namespace, variants: Dict[str, str],
     elif get_key(cfg, 'train_cfg.local_epochs', None) == 'all':
         raise SweepError('--grid local_epochs=all needs --total-epochs')
     if not args.no_sync_schedule:
-        overrides += sync_schedule(cfg, old_rounds)
+        overrides += sync_schedule(cfg, old_rounds, old_length)
     check_partition(cfg, f'point {index + 1} ({method}, {rel(config)})')
     grid = {axis.name: axis.labels[i] for axis, i in combo}
     body = dict(config=rel(config),
@@ -230,9 +235,12 @@ def derived_fields(cfg: Any) -> dict:
     agg = (tcfg.get('aggregator') or {}).get('type', 'FedAvg') \
         if 'rounds' in tcfg else None
     server = str((tcfg.get('server') or {}).get('type', ''))
+    featarc_mode = None
     if loop.endswith('FeatARCTrainLoop') or \
             server.endswith('ClusteredServer'):
-        agg = 'FeatARC'
+        # FeatARC-paper / FeatARC-ours when the config names the mode
+        featarc_mode = (tcfg.get('server') or {}).get('mode')
+        agg = f'FeatARC-{featarc_mode}' if featarc_mode else 'FeatARC'
     trainer = str((tcfg.get('trainer') or {}).get('type', ''))
     if agg is not None and trainer.endswith(('FedProxTrainer',
                                              'FedEMATrainer')):
@@ -250,6 +258,7 @@ def derived_fields(cfg: Any) -> dict:
         local_epochs=tcfg.get('local_epochs'),
         local_iters=tcfg.get('local_iters'),
         participation=tcfg.get('participation'),
+        featarc_mode=featarc_mode,
         clients_per_round=tcfg.get('clients_per_round'),
         train_subset=get_key(cfg, 'train_dataloader.dataset.dataset.subset',
                              None),
@@ -266,12 +275,42 @@ def derived_fields(cfg: Any) -> dict:
     return out
 
 
+# Training cost per image-epoch relative to SimCLR at the study size
+# (ResNet_CIFAR-18 x16, 32 px, batch 64, one CPU core), for estimates.
+# Measured: the round time of one 1-round run (2,000 images, 10 clients,
+# OMP_NUM_THREADS=1, the 2-core machine at load ~4.5) of each study config:
+# SimCLR 64.1 s, Dec-SL 22.4 s, MoCo v2 30.4 s, BYOL 76.2 s (SimSiam,
+# unmeasured, counts as SimCLR). Unlisted algorithms count as 1.
+RELATIVE_COST = {
+    'ImageClassifier': 0.35,  # Dec-SL: one view, no projector
+    'MoCo': 0.47,  # one view back-propagated, the key encoder forward only
+    'BYOL': 1.19,  # both views through the online and the target network
+}
+# FeatARC (either mode): its first round measured 0.94x FedAvg (60.4 s: no
+# cluster scoring yet); from the second round on, scoring the clusters and
+# the alignment targets add about 3 feature passes over the participants'
+# images (~4 ms an image, the evaluation's feature extraction), so ~1.5x.
+FEATARC_COST = 1.5
+
+
+def point_cost(point: Point) -> float:
+    """Training cost of one pass over a point's training set, relative to
+    SimCLR (:data:`RELATIVE_COST`, :data:`FEATARC_COST`)."""
+    f = derived_fields(point.cfg)
+    cost = RELATIVE_COST.get(f.get('algorithm'), 1.0)
+    if str(f.get('aggregation') or '').startswith('FeatARC'):
+        cost *= FEATARC_COST
+    return cost
+
+
 def point_work(point: Point) -> float:
     """Training work in passes over the training set (for estimates).
 
-    rounds x local epochs x fraction of clients per round; x1.5 for FeatARC
-    (its alignment forward and cluster scoring).
+    rounds x local epochs x fraction of clients per round x the relative
+    cost of the algorithm (:func:`point_cost`); 0 for ``--no-train``.
     """
+    if point.no_train:
+        return 0.0
     f = derived_fields(point.cfg)
     rounds = f.get('rounds') or 1
     per_round = f.get('local_epochs') or 1
@@ -280,7 +319,11 @@ def point_work(point: Point) -> float:
         frac = 1.0
     if f.get('clients_per_round') and f.get('num_clients'):
         frac = f['clients_per_round'] / f['num_clients']
-    factor = 1.5 if f.get('aggregation') == 'FeatARC' else 1.0
-    if point.no_train:
-        return 0.0
-    return float(rounds) * float(per_round) * float(frac) * factor
+    return float(rounds) * float(per_round) * float(frac) * point_cost(point)
+
+
+def point_images(point: Point) -> Optional[int]:
+    """Images of a point's training set (``subset``), None when unknown."""
+    n = derived_fields(point.cfg).get('train_subset')
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) \
+        else None

@@ -1,13 +1,15 @@
 """The sweep's results file: one JSON line per evaluated point."""
 import datetime
 import fcntl
+import functools
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
-from .grid import RESULTS_FORMAT, RESULTS_VERSION, rel, to_jsonable
+from .grid import ROOT, RESULTS_FORMAT, RESULTS_VERSION, rel, to_jsonable
 from .plan import Point, derived_fields
 
 
@@ -44,6 +46,63 @@ def load_results(path: str) -> Dict[str, dict]:
             if rec.get('key')}
 
 
+def _git(*args: str) -> Optional[str]:
+    try:
+        out = subprocess.run(['git', '-C', ROOT, *args], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The version of the code that writes a record.
+
+    ``<git commit>`` of the repository, ``+dirty`` when tracked files differ
+    from it; without git, ``decssl_mm <package version>``. Computed once per
+    process (the code a sweep runs is the code it started with).
+    """
+    commit = _git('rev-parse', 'HEAD')
+    if commit:
+        dirty = _git('status', '--porcelain', '--untracked-files=no')
+        return commit + ('+dirty' if dirty else '')
+    from decssl_mm.version import __version__
+    return f'decssl_mm {__version__}'
+
+
+def mixed_code_versions(path: str) -> List[str]:
+    """Warnings for runs whose records in ``path`` come from several code
+    versions.
+
+    Every ``ok`` record of one ``train_key`` (the same config, overrides and
+    seed) should come from the same code; when they do not (e.g. the code
+    changed between a run and its re-evaluation, or between two sweeps
+    sharing the file) their numbers may not be comparable. Records written
+    before versions were recorded count as ``unknown``.
+
+    Returns:
+        list[str]: One ``WARNING: ...`` line per such train_key.
+    """
+    if not osp.isfile(path):
+        return []
+    seen: Dict[str, dict] = {}
+    for _, rec in iter_records(path):
+        key = rec.get('train_key')
+        if not key or rec.get('status') != 'ok':
+            continue
+        entry = seen.setdefault(key, dict(versions=[], name=rec.get('name')))
+        version = rec.get('code_version') or 'unknown'
+        if version not in entry['versions']:
+            entry['versions'].append(version)
+    return [
+        f'WARNING: {rel(path)}: train_key {key} ({e["name"]}) has records '
+        f'from {len(e["versions"])} code versions ({", ".join(e["versions"])})'
+        '; its numbers may not be comparable (rerun it with one version)'
+        for key, e in seen.items() if len(e['versions']) > 1
+    ]
+
+
 def append_result(path: str, record: dict) -> None:
     """Append one JSON line under an exclusive lock, then fsync."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -68,7 +127,8 @@ def make_record(point: Point, status: str, **extra) -> dict:
 
     Returns:
         dict: The record (grid values, seed, overrides, derived fields,
-        merged config text and hash, time of writing, ``extra``).
+        merged config text and hash, code version (:func:`code_version`),
+        time of writing, ``extra``).
     """
     fields = derived_fields(point.cfg)
     fields.update({a.key: a.value for a in point.overrides})
@@ -83,7 +143,7 @@ def make_record(point: Point, status: str, **extra) -> dict:
         seed=point.seed,
         overrides={a.key: a.value for a in point.overrides},
         fields=fields, work_dir=point.work_dir, config_text=text,
-        config_sha1=point.config_sha1,
+        config_sha1=point.config_sha1, code_version=code_version(),
         finished_at=datetime.datetime.now().isoformat(timespec='seconds'))
     rec.update(extra)
     return rec

@@ -112,9 +112,17 @@ def test_grid_values_aliases_and_total_epochs():
     got = [(p.cfg.train_cfg.local_epochs, p.cfg.train_cfg.rounds)
            for p in points]
     assert got == [(1, 4), (2, 2), (4, 1)]
-    # the cosine schedule follows the new round count
-    assert [p.cfg.param_scheduler[0].T_max for p in points] == [4, 2, 1]
-    assert [p.cfg.param_scheduler[0].end for p in points] == [4, 2, 1]
+    # the cosine schedule spans the total local epochs of every split
+    # (schedule_unit='local_epoch'), not the round count
+    assert [p.cfg.train_cfg.schedule_unit for p in points] == \
+        ['local_epoch'] * 3
+    assert [p.cfg.param_scheduler[0].T_max for p in points] == [4, 4, 4]
+    assert [p.cfg.param_scheduler[0].end for p in points] == [4, 4, 4]
+    # a schedule by round follows the round count
+    points = _plan(['--config', SIMCLR, '--grid', 'local_epochs=1,2',
+                    '--total-epochs', '4', '--cfg-options',
+                    'train_cfg.schedule_unit=round'])
+    assert [p.cfg.param_scheduler[0].T_max for p in points] == [4, 2]
 
     p = _plan(['--config', SIMCLR, '--grid', 'alpha=iid',
                'participation+num_clients=0.5:20'])[0]
@@ -223,3 +231,81 @@ def test_eval_loaders_are_checked_before_training(tmp_path):
     assert len(_plan(['--config', no_eval, '--eval', 'none'])) == 1
     with pytest.raises(SystemExit):  # argparse: missing file
         sweep.parse_args(['--work-dir', 'x', '--eval-loaders', 'nope.py'])
+
+
+def test_partition_seed_varies_the_draw_not_the_training_seed():
+    points = _plan(['--config', SIMCLR, '--grid', 'partition=dir0.1',
+                    'partition_seed=0,1', '--seeds', '0,1'])
+    got = [(p.cfg.train_dataloader.dataset.partition.seed,
+            p.cfg.randomness.seed) for p in points]
+    assert got == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert len({p.train_key for p in points}) == 4
+    part = points[1].cfg.train_dataloader.dataset.partition
+    # the paper's draw is kept under the new seed
+    assert (part.type, part.alpha, tuple(part.size_range)) == \
+        ('Dirichlet', 0.1, (0.5, 1.5))
+    assert [p.grid['partition_seed'] for p in points] == ['0', '1'] * 2
+    # the work dirs tell the draws apart
+    assert 'partition-seed-1_seed0' in points[1].name
+
+
+def test_study_size_knobs_follow_everywhere(monkeypatch):
+    (p, ) = _plan(['--config', SIMCLR, '--cfg-options', 'study_width=8',
+                   'study_train_subset=300', 'study_rounds=3',
+                   'study_local_epochs=2'])
+    cfg = p.cfg
+    assert cfg.model.backbone.base_channels == 8
+    assert cfg.model.backbone.stem_channels == 8
+    assert cfg.model.neck.in_channels == 64  # 8 x width
+    assert cfg.train_dataloader.dataset.dataset.subset == 300
+    assert (cfg.train_cfg.rounds, cfg.train_cfg.local_epochs) == (3, 2)
+    assert cfg.param_scheduler[0].T_max == 6  # total local epochs
+    assert ('study_width', 8) in [(a.key, a.value) for a in p.overrides]
+    (q, ) = _plan(['--config', SIMCLR])
+    assert q.train_key != p.train_key
+    assert q.cfg.model.backbone.base_channels == 16
+    # nested models (FeatARC) and classifier heads follow too
+    (f, ) = _plan(['--config', 'configs/study/mocov2_r18w16_fmnist_featarc.py',
+                   '--cfg-options', 'study_width=8'])
+    assert f.cfg.model.algorithm.backbone.base_channels == 8
+    assert f.cfg.model.algorithm.neck.in_channels == 64
+    (s, ) = _plan(['--config', DEC_SL, '--grid', 'study_width=8'])
+    assert s.cfg.model.head.in_channels == 64
+    with pytest.raises(sweep.SweepError, match='not a size knob'):
+        _plan(['--config', SIMCLR, '--cfg-options', 'study_nope=1'])
+    monkeypatch.setenv('STUDY_OPTIONS', 'x')  # read by no config: fine
+    assert len(_plan(['--config', SIMCLR])) == 1
+    monkeypatch.setenv('STUDY_WIDTH', '32')  # a size from the environment
+    with pytest.raises(sweep.SweepError, match='STUDY_WIDTH set in the'):
+        _plan(['--config', SIMCLR])
+    # the sweep's own value wins, and the environment is left as it was
+    (w, ) = _plan(['--config', SIMCLR, '--cfg-options', 'study_width=8'])
+    assert w.cfg.model.backbone.base_channels == 8
+    assert os.environ['STUDY_WIDTH'] == '32'
+
+
+def test_records_carry_the_code_version_and_mixed_versions_warn(
+        tmp_path, capsys):
+    from decssl_mm.study.results import code_version, mixed_code_versions
+    version = code_version()
+    assert version and (len(version.split('+')[0]) == 40
+                        or version.startswith('decssl_mm '))
+    (point, ) = _plan(['--config', SIMCLR])
+    rec = sweep.make_record(point, 'ok', metrics={})
+    assert rec['code_version'] == version
+    path = str(tmp_path / 'results.jsonl')
+    sweep.append_result(path, rec)
+    sweep.append_result(path, dict(rec, key='other-eval'))  # same code
+    assert mixed_code_versions(path) == []
+    sweep.append_result(path, dict(rec, key='k2', code_version='abc+dirty'))
+    other = dict(rec, key='k3', train_key='t3', code_version='abc')
+    sweep.append_result(path, other)  # another run: no mix
+    sweep.append_result(path, dict(other, key='k4', status='failed',
+                                   code_version='def'))  # not ok: ignored
+    (line, ) = mixed_code_versions(path)
+    assert line.startswith('WARNING: ') and point.train_key in line
+    assert version in line and 'abc+dirty' in line
+    # the sweep prints it when it opens the file
+    sweep.main(['--config', SIMCLR, '--work-dir', str(tmp_path),
+                '--dry-run'])
+    assert 'WARNING: ' in capsys.readouterr().err

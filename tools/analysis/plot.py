@@ -59,7 +59,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
-from decssl_mm.study.results import iter_records  # noqa: E402
+from decssl_mm.study.results import (iter_records,  # noqa: E402
+                                     mixed_code_versions)
 from decssl_mm.utils.partition_names import \
     heterogeneity_rank  # noqa: E402,F401
 
@@ -122,6 +123,8 @@ def load_records(paths: Sequence[str]) -> List[dict]:
     for path in paths:
         if not osp.isfile(path):
             raise PlotError(f'results file not found: {path}')
+        for line in mixed_code_versions(path):
+            print(line, file=sys.stderr)
         for n, rec in iter_records(path):
             by_key[rec.get('key') or f'{path}:{n}'] = rec
     return [r for r in by_key.values() if r.get('status', 'ok') == 'ok']

@@ -38,8 +38,9 @@ not split):
   ``param_scheduler.0.T_max``). The value *replaces* the key (dicts are not
   merged). The parent of the key must exist in the config.
 - key aliases: ``partition`` = ``train_dataloader.dataset.partition``,
-  ``alpha`` = ``...partition.alpha``, ``num_clients`` =
-  ``...partition.num_clients``, ``subset`` =
+  ``alpha`` = ``...partition.alpha``, ``partition_seed`` =
+  ``...partition.seed`` (the partition draw, independent of ``--seeds``),
+  ``num_clients`` = ``...partition.num_clients``, ``subset`` =
   ``train_dataloader.dataset.dataset.subset``, ``rounds``, ``local_epochs``,
   ``local_iters``, ``participation``, ``clients_per_round`` =
   ``train_cfg.<same>``.
@@ -58,9 +59,21 @@ not split):
   ``simsiam_r18w16_fmnist_dec.py`` in the same folder.
 - zipped axes: ``KEY1+KEY2=A1:A2,B1:B2`` sets two keys together per value.
 
+- study size knobs: a top-level ``study_<name>`` key (``study_width``,
+  ``study_train_subset``, ``study_rounds``, ``study_local_epochs``, ...;
+  configs/study/_base_/study_fmnist.py) is put in place (as
+  ``STUDY_<NAME>``) while the config is loaded, so every key derived from it
+  follows (e.g. ``study_width=32``: backbone, projector and head widths).
+  ``STUDY_*`` variables set in the sweep's own environment are refused.
+
 After the overrides, epoch-based parameter schedulers whose ``end`` /
-``T_max`` equalled the config's round count follow the new
-``train_cfg.rounds`` (``--no-sync-schedule`` keeps them).
+``T_max`` equalled the config's schedule length (rounds, or rounds x local
+epochs under ``train_cfg.schedule_unit='local_epoch'``) follow the new one
+(``--no-sync-schedule`` keeps them).
+
+Every record carries ``code_version`` (git commit, ``+dirty`` when tracked
+files differ from it); the sweep prints a WARNING when one run
+(``train_key``) of the results file has records of several versions.
 
 The grid, planning, run and results logic lives in :mod:`decssl_mm.study`;
 the evaluation in :mod:`decssl_mm.evaluation`.
@@ -77,9 +90,9 @@ if ROOT not in sys.path:
 from decssl_mm.evaluation.evaluate import EVALS  # noqa: E402
 from decssl_mm.study import (PARTITION_KEY, SweepError,  # noqa: E402,F401
                              append_result, derived_fields, eval_loaders,
-                             load_results, make_record, parse_grid, plan,
-                             print_plan, rel, run_point, summary_line,
-                             train_command)
+                             load_results, make_record, mixed_code_versions,
+                             parse_grid, plan, print_plan, rel, run_point,
+                             summary_line, train_command)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -94,8 +107,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--grid', nargs='+', action='extend', default=[],
                    metavar='AXIS=V1,V2',
                    help='grid axes: dotted key, alias (partition, alpha, '
-                   'num_clients, subset, rounds, local_epochs, local_iters, '
-                   'participation, clients_per_round), method=/config= '
+                   'partition_seed, num_clients, subset, rounds, '
+                   'local_epochs, local_iters, participation, '
+                   'clients_per_round), study size knob (study_<name>), '
+                   'method=/config= '
                    '(switch config), model=/algo= (sibling config of '
                    'another algorithm), or zipped K1+K2=A1:A2,B1:B2')
     p.add_argument('--variants', nargs='+', action='extend', default=[],
@@ -217,6 +232,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def warn_mixed_versions(path: str) -> None:
+    """Print a WARNING (stderr) for every run of the results file whose
+    records come from several code versions."""
+    for line in mixed_code_versions(path):
+        print(line, file=sys.stderr, flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Run the sweep; return the records written by this call."""
     args = parse_args(argv)
@@ -225,6 +247,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     except SweepError as e:
         raise SystemExit(f'sweep: error: {e}')
     results = load_results(args.results)
+    warn_mixed_versions(args.results)
     done = {}
     for p in points:
         rec = results.get(p.key)
@@ -267,6 +290,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         written.append(rec)
     print(f'Sweep done: {len(written) - failed} ok, {failed} failed, '
           f'{len(done)} skipped; results in {rel(args.results)}')
+    if written:
+        warn_mixed_versions(args.results)
     if failed:
         raise SystemExit(1)
     return written

@@ -1,29 +1,42 @@
-# Sizes shared by the study configs (configs/study/*.py), chosen so that one
-# run (training + evaluation) took 1-2 minutes on 2 free CPU cores with the
-# ImageNet-stem ResNet (docs/results.md); the ResNet_CIFAR backbone costs
-# about 6x per training image at width 16 (docs/algorithms.md):
-#   - ResNet-18 (ResNet_CIFAR: 3x3 stride-1 stem, no max-pool) with 16
-#     base channels (128-d features) at 32 px;
+# Sizes shared by the study configs (configs/study/*.py). The defaults
+# (2,000 images, 10 rounds x 1 local epoch, width 16) made one run take 1-2
+# minutes on 2 free CPU cores with the ImageNet-stem ResNet
+# (docs/results.md); the ResNet_CIFAR backbone costs about 6x per training
+# image at width 16 (docs/algorithms.md):
+#   - ResNet-18 (ResNet_CIFAR: 3x3 stride-1 stem, no max-pool) with
+#     `study_width` base channels (8 x width features) at 32 px;
 #   - the first `study_train_subset` Fashion-MNIST training images, split
-#     among the clients (10 by default), batch 64;
+#     among `study_num_clients` clients, batch `study_batch_size`;
 #   - `study_rounds` rounds of `study_local_epochs` local epoch(s), every
-#     client every round (10 passes over the 2,000 images in all);
+#     client every round;
+#   - one cosine learning-rate schedule over the run's total LOCAL epochs
+#     (rounds x local epochs, `train_cfg.schedule_unit='local_epoch'`): the
+#     same rate at the same fraction of local progress whatever the split
+#     into rounds and local epochs (Q2);
 #   - evaluation (tools/analysis/sweep.py): frozen, un-augmented features of
 #     the first `study_eval_train_subset` training images (kNN bank and
 #     linear-probe training set: the pretraining images, whose labels
 #     pretraining never sees) and of the first `study_test_subset` test
 #     images (kNN queries, probe test set).
-# Larger: e.g. study_train_subset = 5000 and study_rounds = 20 (about 3
-# minutes a run on free cores with the ImageNet stem).
+#
+# Size knobs. Every size below that reads `{{'$STUDY_...:default'}}` is set
+# HERE ONLY; the rest of the study configs derive from it. Change one
+#   - in a sweep: `--cfg-options study_width=32` or a grid axis
+#     `--grid study_train_subset=2000,5000` (tools/analysis/sweep.py loads
+#     the configs with the value in place, and records it as an override);
+#   - for a single run: `STUDY_WIDTH=32 python tools/train.py CONFIG`.
+# (The sweep refuses STUDY_* variables set in its own environment: a run's
+# size must be in its record.)
 # Only new top-level keys (study_*, knn_*), so this file can sit next to any
 # pretraining config in `_base_`.
 study_data_root = '/usr/share/datasets/fashion-mnist'
-study_width = 16  # ResNet base (and stem) channels; features = 8 x width
-study_feat_dim = 128  # 8 * study_width
-study_train_subset = 2000
-study_eval_train_subset = 5000
-study_test_subset = 2000
-study_num_clients = 10
+# ResNet base (and stem) channels; features = 8 x width
+study_width = {{'$STUDY_WIDTH:16'}}
+study_feat_dim = 8 * study_width
+study_train_subset = {{'$STUDY_TRAIN_SUBSET:2000'}}
+study_eval_train_subset = {{'$STUDY_EVAL_TRAIN_SUBSET:5000'}}
+study_test_subset = {{'$STUDY_TEST_SUBSET:2000'}}
+study_num_clients = {{'$STUDY_NUM_CLIENTS:10'}}
 # Dirichlet splits use the paper's draw: classes dealt in label order, a
 # client closed once it holds N/K images, the whole split redrawn (up to
 # 1000 times, then an error) until every client holds between 0.5 N/K and
@@ -31,14 +44,19 @@ study_num_clients = 10
 # one draw is within bounds with probability 88 % (alpha 1), 4 % (0.1) and
 # 0.45 % (0.02) over 10 clients, so 1000 tries suffice; over 20 clients (at
 # most 150 images a client) 68 % at alpha 1, 16 % at 0.5 and none at 0.1,
-# which raises an error (benchmarks/bench_paper_draw.py).
+# which raises an error (benchmarks/bench_paper_draw.py). So Q3 (20 clients)
+# uses Dirichlet(0.3): on the real labels of the first 2,000 and of the
+# first 5,000 images, partition seeds 0, 1 and 2 all give a split within
+# the bounds (0.2 too; 0.1 and 0.02 none) (docs/results.md, "The rerun,
+# prepared"; tests/study/test_study_configs.py).
 study_size_range = (0.5, 1.5)
 # and never fewer than this many images (a client of 1 image cannot train
 # BatchNorm layers); below 0.5 N/K for the study's sizes.
 study_min_client_size = 16
-study_rounds = 10
-study_local_epochs = 1
-study_batch_size = 64
+study_rounds = {{'$STUDY_ROUNDS:10'}}
+study_local_epochs = {{'$STUDY_LOCAL_EPOCHS:1'}}
+study_total_local_epochs = study_rounds * study_local_epochs
+study_batch_size = {{'$STUDY_BATCH_SIZE:64'}}
 study_num_workers = 1
 
 # The blocks every study config merges into its twin's keys
@@ -60,12 +78,16 @@ study_central_train_dataloader = dict(
     batch_size=study_batch_size,
     num_workers=study_num_workers,
     dataset=dict(dataset=dict(subset=study_train_subset)))
-study_train_cfg = dict(rounds=study_rounds, local_epochs=study_local_epochs)
+study_train_cfg = dict(
+    rounds=study_rounds,
+    local_epochs=study_local_epochs,
+    schedule_unit='local_epoch')
 # classifiers validate their own head once, after the last round
 study_sl_train_cfg = dict(study_train_cfg, val_interval=10000)
+# one scheduler epoch = one local epoch (schedule_unit above)
 study_param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=study_rounds, by_epoch=True,
-         begin=0, end=study_rounds)
+    dict(type='CosineAnnealingLR', T_max=study_total_local_epochs,
+         by_epoch=True, begin=0, end=study_total_local_epochs)
 ]
 study_default_hooks = dict(
     logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=1))
@@ -74,6 +96,12 @@ study_simsiam_neck = dict(
     in_channels=study_feat_dim, hid_channels=256, out_channels=256)
 study_simsiam_head = dict(
     predictor=dict(in_channels=256, hid_channels=64, out_channels=256))
+# SimCLR projector 8w-256-128; MoCo v2 the same
+study_simclr_neck = dict(in_channels=study_feat_dim, hid_channels=256)
+study_mocov2_neck = dict(in_channels=study_feat_dim, hid_channels=256)
+# BYOL at study size: projector 8w-256-128, predictor 128-256-128
+study_byol_neck = dict(in_channels=study_feat_dim, hid_channels=256)
+study_byol_head = dict(predictor=dict(hid_channels=256))
 
 # Labelled, un-augmented loaders of the evaluation (kNN bank / probe train
 # set = the pretraining images; queries / probe test set = test images).

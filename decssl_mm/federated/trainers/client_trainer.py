@@ -155,6 +155,7 @@ class ClientTrainer:
                     if k in sd:
                         sd[k].copy_(t)
         self.restore_optimizer(saved)
+        self.loop.begin_client_schedule(client_id)
         self.loop.server.on_client_start(client_id, self.model)
         self.seed_client(client_id, round_idx)
 

@@ -1,0 +1,15 @@
+# Centralized SSL at study size: the Dec-SSL MoCo v2 study run
+# (mocov2_r18w16_fmnist_dec.py) with ONE client holding all pretraining
+# images (configs/baselines/centralized_ssl/mocov2_r18_fmnist_central.py).
+_base_ = [
+    '../baselines/centralized_ssl/mocov2_r18_fmnist_central.py',
+    './_base_/study_fmnist.py',
+]
+model = dict(
+    backbone={{_base_.study_backbone}},
+    neck={{_base_.study_mocov2_neck}})
+train_dataloader = {{_base_.study_central_train_dataloader}}
+rounds = {{_base_.study_rounds}}
+train_cfg = {{_base_.study_train_cfg}}
+param_scheduler = {{_base_.study_param_scheduler}}
+default_hooks = {{_base_.study_default_hooks}}

@@ -1,0 +1,18 @@
+# FeatARC at study size, as the paper ran it (ClusteredServer mode='paper',
+# the default of configs/_base_/federated/featarc_fmnist.py): the FeatARC
+# MoCo v2 run (configs/featarc/mocov2_r18_fmnist_dir0.1.py) shrunk exactly
+# like its FedAvg twin mocov2_r18w16_fmnist_dec.py (same model, data,
+# clients and rounds).
+_base_ = [
+    '../featarc/mocov2_r18_fmnist_dir0.1.py',
+    './_base_/study_fmnist.py',
+]
+model = dict(
+    algorithm=dict(
+        backbone={{_base_.study_backbone}},
+        neck={{_base_.study_mocov2_neck}}))
+train_dataloader = {{_base_.study_train_dataloader}}
+rounds = {{_base_.study_rounds}}
+train_cfg = {{_base_.study_train_cfg}}
+param_scheduler = {{_base_.study_param_scheduler}}
+default_hooks = {{_base_.study_default_hooks}}
