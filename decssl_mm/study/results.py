@@ -71,6 +71,28 @@ def code_version() -> str:
     return f'decssl_mm {__version__}'
 
 
+def compute_threads() -> int:
+    """Threads of the CPU kernels of a run: ``OMP_NUM_THREADS`` when set
+    (training subprocesses inherit it), else torch's own count.
+
+    The float sums of CPU kernels are grouped by thread, so the same config
+    and seed give bitwise-equal results only at the same thread count
+    (docs/results.md, "One config, two results").
+    """
+    value = os.environ.get('OMP_NUM_THREADS', '')
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    import torch
+    return torch.get_num_threads()
+
+
+def _run_version(rec: dict) -> str:
+    """A record's code version, with its thread count when recorded."""
+    version = rec.get('code_version') or 'unknown'
+    threads = rec.get('threads')
+    return version if threads is None else f'{version} @ {threads} threads'
+
+
 def mixed_code_versions(path: str) -> List[str]:
     """Warnings for runs whose records in ``path`` come from several code
     versions.
@@ -78,8 +100,9 @@ def mixed_code_versions(path: str) -> List[str]:
     Every ``ok`` record of one ``train_key`` (the same config, overrides and
     seed) should come from the same code; when they do not (e.g. the code
     changed between a run and its re-evaluation, or between two sweeps
-    sharing the file) their numbers may not be comparable. Records written
-    before versions were recorded count as ``unknown``.
+    sharing the file, or the thread count differed) their numbers may not
+    be comparable. Records written before versions were recorded count as
+    ``unknown``.
 
     Returns:
         list[str]: One ``WARNING: ...`` line per such train_key.
@@ -92,7 +115,7 @@ def mixed_code_versions(path: str) -> List[str]:
         if not key or rec.get('status') != 'ok':
             continue
         entry = seen.setdefault(key, dict(versions=[], name=rec.get('name')))
-        version = rec.get('code_version') or 'unknown'
+        version = _run_version(rec)
         if version not in entry['versions']:
             entry['versions'].append(version)
     return [
@@ -128,7 +151,8 @@ def make_record(point: Point, status: str, **extra) -> dict:
     Returns:
         dict: The record (grid values, seed, overrides, derived fields,
         merged config text and hash, code version (:func:`code_version`),
-        time of writing, ``extra``).
+        thread count (:func:`compute_threads`), time of writing,
+        ``extra``).
     """
     fields = derived_fields(point.cfg)
     fields.update({a.key: a.value for a in point.overrides})
@@ -144,6 +168,7 @@ def make_record(point: Point, status: str, **extra) -> dict:
         overrides={a.key: a.value for a in point.overrides},
         fields=fields, work_dir=point.work_dir, config_text=text,
         config_sha1=point.config_sha1, code_version=code_version(),
+        threads=compute_threads(),
         finished_at=datetime.datetime.now().isoformat(timespec='seconds'))
     rec.update(extra)
     return rec

@@ -305,6 +305,13 @@ def test_records_carry_the_code_version_and_mixed_versions_warn(
     (line, ) = mixed_code_versions(path)
     assert line.startswith('WARNING: ') and point.train_key in line
     assert version in line and 'abc+dirty' in line
+    # the same code at another thread count is another run
+    assert isinstance(rec['threads'], int) and rec['threads'] >= 1
+    sweep.append_result(path, dict(other, key='k5',
+                                   threads=rec['threads'] + 1))
+    lines = mixed_code_versions(path)
+    assert len(lines) == 2 and any('t3' in ln and 'threads' in ln
+                                   for ln in lines)
     # the sweep prints it when it opens the file
     sweep.main(['--config', SIMCLR, '--work-dir', str(tmp_path),
                 '--dry-run'])
