@@ -42,13 +42,23 @@ class DiskClientStateStore:
     that writes a newer version leaves the older one to rank 0, which removes
     it when the round's index is merged.
 
+    A client whose state holds nothing (no tensor, no value other than
+    None: SimCLR, BYOL or BarlowTwins under plain FedAvg with
+    ``optimizer_policy='reset'``) and that has no earlier version gets no
+    file (``skip_empty``): reading it back would change nothing, and the
+    write (with its fsync) would be per-client cost that is not training.
+
     Args:
         subdir (str): Directory under ``work_dir``. Defaults to
             ``'client_states'``.
+        skip_empty (bool): Write no file for a state that holds nothing
+            when the client has no earlier version. Defaults to True.
     """
 
-    def __init__(self, subdir: str = 'client_states') -> None:
+    def __init__(self, subdir: str = 'client_states',
+                 skip_empty: bool = True) -> None:
         self.subdir = subdir
+        self.skip_empty = bool(skip_empty)
         self.root: Optional[str] = None
         self.index: Dict[int, int] = {}
         #: checkpoint round -> the index that checkpoint refers to
@@ -96,6 +106,17 @@ class DiskClientStateStore:
                     'from the server model with fresh local state.',
                     logger='current', level=logging.WARNING)
             return None
+
+    def needs_save(self, client_id: int, state: Dict[str, Any]) -> bool:
+        """Whether :meth:`save` must write ``state`` of ``client_id``.
+
+        False only under ``skip_empty`` for a state that holds nothing
+        (:func:`holds_nothing`) of a client without an earlier version;
+        a client with one always gets its new version written, so the
+        index keeps following the rounds.
+        """
+        return not (self.skip_empty and int(client_id) not in self.index
+                    and holds_nothing(state))
 
     def save(self, client_id: int, state: Dict[str, Any],
              round_idx: int) -> None:
@@ -260,3 +281,20 @@ class DiskClientStateStore:
         self.known.update(self.index.items())
         self.refs[int(round_idx) if round_idx is not None else
                   (max(self.refs) + 1 if self.refs else 0)] = dict(self.index)
+
+
+def holds_nothing(state: Any) -> bool:
+    """Whether a client state has no tensor and no value other than None.
+
+    Args:
+        state: A client state: dicts, lists and tuples of tensors and
+            Python scalars.
+
+    Returns:
+        bool: True for e.g. ``{'local': {}}`` or ``{'x': {'y': None}}``.
+    """
+    if isinstance(state, dict):
+        return all(holds_nothing(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(holds_nothing(v) for v in state)
+    return state is None

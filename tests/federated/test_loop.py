@@ -196,12 +196,36 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
 
 def test_state_store_stays_bounded(fmnist_root, tmp_path):
     cfg = tiny_federated_cfg(
-        SIMCLR, fmnist_root, str(tmp_path), rounds=4, num_clients=3,
+        MOCO, fmnist_root, str(tmp_path), rounds=4, num_clients=3,
         local_iters=1, extra={'default_hooks.checkpoint.max_keep_ckpts': 1})
     runner = _run(cfg)
     files = glob.glob(osp.join(str(tmp_path), 'client_states', '*.pth'))
     assert len(files) == 3  # one version per client, old ones removed
     assert runner.train_loop.store.num_files() == 3
+
+
+def test_no_state_file_for_a_client_that_keeps_nothing(fmnist_root,
+                                                       tmp_path):
+    # SimCLR under FedAvg with optimizer_policy='reset': nothing stays on
+    # the client, so nothing is written; with skip_empty=False every
+    # client gets its (empty) file as before.
+    skipped = _run(tiny_federated_cfg(SIMCLR, fmnist_root,
+                                      str(tmp_path / 'a'), rounds=2,
+                                      num_clients=3, local_iters=1))
+    assert skipped.train_loop.store.num_files() == 0
+    assert skipped.train_loop.store.index == {}
+    assert skipped.train_loop.iter == 2 * 3
+    runner = _run(tiny_federated_cfg(
+        SIMCLR, fmnist_root, str(tmp_path / 'b'), rounds=2, num_clients=3,
+        local_iters=1, extra={'train_cfg.client_state': dict(
+            type='DiskClientStateStore', skip_empty=False)}))
+    assert runner.train_loop.store.index == {0: 1, 1: 1, 2: 1}
+    st = _load(glob.glob(osp.join(str(tmp_path / 'b'), 'client_states',
+                                  '*.pth'))[0])
+    assert st == {'local': {}}
+    # ... and the same global model either way
+    a, b = skipped.model.state_dict(), runner.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_augmentation_is_a_function_of_sample_seed(fmnist_root, tmp_path):
