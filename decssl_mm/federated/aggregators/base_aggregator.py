@@ -81,6 +81,7 @@ class BaseAggregator:
         self._export_sum: Dict[str, torch.Tensor] = {}
         self._total_weight = 0.0
         self._num_clients = 0
+        self._kinds: Optional[tuple] = None
 
     # -- what is exchanged -------------------------------------------------
     def select_keys(self,
@@ -197,6 +198,18 @@ class BaseAggregator:
         self._export_sum = {}
         self._total_weight = 0.0
         self._num_clients = 0
+        self._kinds = None
+
+    def _key_kinds(self) -> tuple:
+        """``(floating keys, other keys)`` of the round's global tensors,
+        computed once per round (the global tensors do not change in it).
+        """
+        if self._kinds is None:
+            floats = [k for k in self.keys
+                      if self._global[k].is_floating_point()]
+            fset = set(floats)
+            self._kinds = (floats, [k for k in self.keys if k not in fset])
+        return self._kinds
 
     def client_weight(self, num_samples: int) -> float:
         """Weight of a client in the average."""
@@ -204,13 +217,11 @@ class BaseAggregator:
 
     def _float_keys(self) -> List[str]:
         """Exchanged floating keys, in state-dict order."""
-        return [k for k in self.keys if self._global[k].is_floating_point()]
+        return list(self._key_kinds()[0])
 
     def _int_keys(self) -> List[str]:
         """Exchanged non-floating keys, in state-dict order."""
-        return [
-            k for k in self.keys if not self._global[k].is_floating_point()
-        ]
+        return list(self._key_kinds()[1])
 
     def add(self, client_id: int, state: Dict[str, torch.Tensor],
             num_samples: int) -> None:

@@ -65,23 +65,24 @@ def check_tensor(client_id: int, key: str, value: object,
             from the global one, its dtype kind differs (floating vs.
             integer) or, with ``check_finite``, an element is NaN/Inf.
     """
-    where = f'client {client_id}: {key!r}'
     if not torch.is_tensor(value):
         raise ClientUpdateRejected(
-            f'{where} is a {type(value).__name__}, not a tensor')
+            f'client {client_id}: {key!r} is a {type(value).__name__}, not '
+            'a tensor')
     if value.shape != reference.shape:
         raise ClientUpdateRejected(
-            f'{where} has shape {tuple(value.shape)}, the global model '
-            f'{tuple(reference.shape)}')
+            f'client {client_id}: {key!r} has shape {tuple(value.shape)}, '
+            f'the global model {tuple(reference.shape)}')
     if value.is_floating_point() != reference.is_floating_point() or \
             value.is_complex() != reference.is_complex():
         raise ClientUpdateRejected(
-            f'{where} has dtype {value.dtype}, the global model '
-            f'{reference.dtype}')
+            f'client {client_id}: {key!r} has dtype {value.dtype}, the '
+            f'global model {reference.dtype}')
     value = value.detach()
     if check_finite and value.is_floating_point() and \
             not bool(torch.isfinite(value).all()):
-        raise ClientUpdateRejected(f'{where} holds non-finite values')
+        raise ClientUpdateRejected(
+            f'client {client_id}: {key!r} holds non-finite values')
     return value
 
 
@@ -140,6 +141,6 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
             by_device.setdefault(t.device, []).append(t)
     flags = []
     for group in by_device.values():
-        extremes = [torch.stack(torch.aminmax(t)) for t in group]
-        flags.append(torch.cat(extremes).isfinite().all())
+        extremes = [m for t in group for m in torch.aminmax(t)]
+        flags.append(torch.stack(extremes).isfinite().all())
     return all(bool(f) for f in flags)
