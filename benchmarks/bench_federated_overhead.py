@@ -10,6 +10,7 @@ printed, and the summary is the median of the pair ratios with their range.
 
     .venv/bin/python benchmarks/bench_federated_overhead.py [--images 3000]
         [--epochs 2] [--pairs 2] [--clients 10] [--batch-size B]
+        [--width W]
 
 Goal: federated >= 0.97 x centralized images/s at 10 clients, >= 0.93 at
 100 clients (where per-client cost dominates).
@@ -75,6 +76,14 @@ def build_cfgs(images: int, epochs: int, workers: int, work_dir: str,
     return cen, fed
 
 
+def set_width(cfg, width: int) -> None:
+    """A ResNet of ``width`` base channels; the neck follows."""
+    bb = cfg.model.backbone
+    bb.base_channels = width
+    bb.stem_channels = width
+    cfg.model.neck.in_channels = width * (8 if bb.depth in (18, 34) else 32)
+
+
 def run(cfg) -> float:
     from mmengine.runner import Runner
     watch = Stopwatch()
@@ -95,6 +104,10 @@ def main() -> None:
                         help='IID clients of the federated run')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='batch size of both (default: the config\'s)')
+    parser.add_argument('--width', type=int, default=None,
+                        help='backbone base channels of both (default: the '
+                        'config\'s 64); e.g. 8 where per-client cost '
+                        'dominates')
     args = parser.parse_args()
     quiet_env()
     import decssl_mm  # noqa: F401
@@ -106,7 +119,12 @@ def main() -> None:
                               f'{d}/{index}', args.clients)
             if args.batch_size:
                 cfgs[which].train_dataloader.batch_size = args.batch_size
-            return run(cfgs[which])
+            if args.width:
+                set_width(cfgs[which], args.width)
+            rate = run(cfgs[which])
+            print(f"  run {index + 1}: {('centralized', 'federated')[which]}"
+                  f' {rate:.1f} img/s', flush=True)
+            return rate
 
         runs = run_pairs(lambda i: side(i, 0), lambda i: side(i, 1),
                          args.pairs, 'centralized', 'federated')
