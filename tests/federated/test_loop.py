@@ -240,3 +240,22 @@ def test_augmentation_is_a_function_of_sample_seed(fmnist_root, tmp_path):
     c = ds[(5, 999)]['inputs'][0]
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_store_skips_only_empty_states_of_clients_without_a_version(
+        tmp_path):
+    from decssl_mm.federated.client_state import (DiskClientStateStore,
+                                                  holds_nothing)
+    assert holds_nothing({'local': {}})
+    assert holds_nothing({'local': {}, 'fedema': {'lambda': None}})
+    assert not holds_nothing({'local': {'q': torch.zeros(1)}})
+    assert not holds_nothing({'fedema': {'lambda': 0.0}})
+    assert not holds_nothing({'optimizer': {0: {'step': 1}}})
+    store = DiskClientStateStore()
+    store.setup(str(tmp_path))
+    assert not store.needs_save(3, {'local': {}})
+    assert store.needs_save(3, {'local': {'q': torch.zeros(1)}})
+    store.save(3, {'local': {'q': torch.zeros(1)}}, 0)
+    # a client with an earlier version gets its new one, even if empty
+    assert store.needs_save(3, {'local': {}})
+    assert DiskClientStateStore(skip_empty=False).needs_save(4, {})
