@@ -106,9 +106,14 @@ class Memory:
         self.cuda = device == 'cuda' and torch.cuda.is_available()
 
     def reset(self) -> None:
+        """Free what earlier runs left (runners hold reference cycles)
+        and start a new peak."""
+        import gc
+        gc.collect()
         if self.cuda:
             import torch
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
 
     def peak_mib(self) -> float:

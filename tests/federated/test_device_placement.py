@@ -45,8 +45,8 @@ def test_all_finite_finds_any_bad_element(dtype, bad):
 
 
 def test_all_finite_does_not_overflow_on_large_values():
-    assert all_finite([torch.full((4, ), 3e38), torch.full((4, ), 1e300,
-                                                           dtype=torch.float64)])
+    assert all_finite([torch.full((4, ), 3e38),
+                       torch.full((4, ), 1e300, dtype=torch.float64)])
 
 
 def test_rejected_update_names_the_first_bad_key():

@@ -259,3 +259,46 @@ def test_store_skips_only_empty_states_of_clients_without_a_version(
     # a client with an earlier version gets its new one, even if empty
     assert store.needs_save(3, {'local': {}})
     assert DiskClientStateStore(skip_empty=False).needs_save(4, {})
+
+
+def test_write_behind_store_equals_synchronous_writes(fmnist_root, tmp_path,
+                                                      monkeypatch):
+    def cfg(d, **store):
+        c = tiny_federated_cfg(MOCO, fmnist_root, str(tmp_path / d),
+                               rounds=2, num_clients=3, local_iters=1,
+                               extra={'train_cfg.client_state': dict(
+                                   type='DiskClientStateStore', **store)})
+        c.randomness = dict(seed=0, deterministic=True)
+        return c
+
+    sync = _run(cfg('a'))
+    behind = _run(cfg('b', write_behind=True))
+    assert behind.train_loop.store.index == sync.train_loop.store.index
+    names = sorted(osp.basename(p) for p in glob.glob(
+        str(tmp_path / 'a' / 'client_states' / '*.pth')))
+    assert names and names == sorted(osp.basename(p) for p in glob.glob(
+        str(tmp_path / 'b' / 'client_states' / '*.pth')))
+    for n in names:
+        qa = _load(str(tmp_path / 'a' / 'client_states' / n))
+        qb = _load(str(tmp_path / 'b' / 'client_states' / n))
+        assert torch.equal(qa['local']['queue'], qb['local']['queue'])
+    a, b = sync.model.state_dict(), behind.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # a failed background write: aggregated, previous state kept, logged
+    import decssl_mm.federated.client_state as cs
+    real = cs.atomic_torch_save
+
+    def failing(obj, path):
+        if 'client_000001.r000001' in path:
+            raise OSError('No space left on device')
+        return real(obj, path)
+
+    monkeypatch.setattr(cs, 'atomic_torch_save', failing)
+    runner = _run(cfg('c', write_behind=True))
+    assert runner.train_loop.store.index == {0: 1, 1: 0, 2: 1}
+    assert runner.message_hub.get_scalar(
+        'train/federated/clients_ok').current() == 3
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        assert 'Round 1: client 1: its update is aggregated, but its local ' \
+            'state could not be saved (OSError: No space left' in f.read()

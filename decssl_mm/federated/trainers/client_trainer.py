@@ -149,6 +149,27 @@ class ClientTrainer:
             raise StateNotSaved(batch_idx, e) from e
         return batch_idx, True
 
+    def settle_state_writes(self, round_idx: int,
+                            written: Dict[int, int]) -> None:
+        """Wait for client-state writes still in flight (a store with
+        ``write_behind``); a client whose write failed is removed from
+        ``written`` and keeps its previous state (its update is in the
+        aggregate).
+
+        Args:
+            round_idx (int): The round.
+            written (dict[int, int]): ``client -> round`` of the states
+                written this round, updated in place.
+        """
+        flush = getattr(self.loop.store, 'flush', None)
+        for k, err in (flush() if flush is not None else {}).items():
+            written.pop(k, None)
+            print_log(
+                f'Round {round_idx}: client {k}: its update is aggregated, '
+                f'but its local state could not be saved ({err}); it keeps '
+                'its previous state.', logger='current',
+                level=logging.WARNING)
+
     # ------------------------------------------------------------ start state
     def load_client(self, client_id: int, round_idx: int) -> None:
         """Load the start weights and the client's local state in place."""
