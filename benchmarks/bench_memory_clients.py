@@ -9,7 +9,7 @@ is printed and the summary is the median of the pair ratios with their
 range.
 
     .venv/bin/python benchmarks/bench_memory_clients.py [--clients 2 100]
-        [--rounds 3] [--images 2000] [--pairs 2]
+        [--rounds 3] [--images 2000] [--pairs 2] [--width W]
 
 Goal: peak RSS(many clients) <= 1.15 x peak RSS(few clients).
 """
@@ -36,6 +36,10 @@ d.dataset.dataset.data_root = {data!r}
 d.dataset.dataset.subset = {images}
 d.dataset.partition = dict(type='IID', num_clients={k}, seed=0)
 d.batch_size = 16
+if {width}:
+    cfg.model.backbone.base_channels = {width}
+    cfg.model.backbone.stem_channels = {width}
+    cfg.model.neck.in_channels = 8 * {width}
 d.num_workers = 0
 d.persistent_workers = False
 cfg.train_cfg.rounds = {rounds}
@@ -56,11 +60,12 @@ print(json.dumps(dict(
 '''
 
 
-def measure(k: int, rounds: int, images: int, data: str) -> dict:
+def measure(k: int, rounds: int, images: int, data: str,
+            width: int = 0) -> dict:
     """Peak RSS and client-state files of one run in a fresh process."""
     with tempfile.TemporaryDirectory() as work:
         code = CHILD.format(root=ROOT, work=work, data=data, k=k,
-                            rounds=rounds, images=images)
+                            rounds=rounds, images=images, width=width)
         out = subprocess.run([sys.executable, '-c', code], check=True,
                              capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -76,6 +81,9 @@ def main() -> None:
                         help='training images split among the clients')
     parser.add_argument('--pairs', type=int, default=2,
                         help='pairs of runs, orders AB, BA, AB, ...')
+    parser.add_argument('--width', type=int, default=0,
+                        help='backbone base channels (default: the '
+                        'config\'s 64)')
     args = parser.parse_args()
     few, many = args.clients
     if min(few, many) < 1 or max(few, many) > args.images:
@@ -87,7 +95,7 @@ def main() -> None:
 
     def side(k: int):
         def measure_k(i: int) -> float:
-            r = measure(k, args.rounds, args.images, data)
+            r = measure(k, args.rounds, args.images, data, args.width)
             print(f"pair {i + 1}: {r['clients']:>5} clients: peak RSS "
                   f"{r['rss_mb']:.0f} MiB, client state files on disk "
                   f"{r['state_files']}")

@@ -3,9 +3,10 @@ weights-only checkpoint loading for every scheme (registered on import)."""
 from .atomic_local_backend import ATOMIC_LOCAL_BACKEND, AtomicLocalBackend
 from .checkpoint_loader import (SAFE_CHECKPOINT_LOADERS,
                                 register_safe_checkpoint_loaders)
-from .hooks import AtomicCheckpointHook
+from .hooks import AtomicCheckpointHook, ChannelsLastHook
 
 __all__ = [
     'ATOMIC_LOCAL_BACKEND', 'AtomicLocalBackend', 'AtomicCheckpointHook',
-    'SAFE_CHECKPOINT_LOADERS', 'register_safe_checkpoint_loaders'
+    'ChannelsLastHook', 'SAFE_CHECKPOINT_LOADERS',
+    'register_safe_checkpoint_loaders'
 ]

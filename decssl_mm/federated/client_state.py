@@ -3,6 +3,7 @@ import logging
 import os
 import os.path as osp
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import torch
@@ -42,13 +43,40 @@ class DiskClientStateStore:
     that writes a newer version leaves the older one to rank 0, which removes
     it when the round's index is merged.
 
+    A client whose state holds nothing (no tensor, no value other than
+    None: SimCLR, BYOL or BarlowTwins under plain FedAvg with
+    ``optimizer_policy='reset'``) and that has no earlier version gets no
+    file (``skip_empty``): reading it back would change nothing, and the
+    write (with its fsync) would be per-client cost that is not training.
+
+    With ``write_behind`` a client's file is written by a background
+    thread while the next client trains (at most one write in flight, so
+    memory stays flat); the version enters the index only once written, and
+    :meth:`flush` (the loop calls it at the end of each round) waits for
+    the last write and reports failed ones: such a client's update is
+    aggregated and it keeps its previous state, as when a synchronous write
+    fails. The state handed to :meth:`save` must not change afterwards (the
+    trainers hand over copies).
+
     Args:
         subdir (str): Directory under ``work_dir``. Defaults to
             ``'client_states'``.
+        skip_empty (bool): Write no file for a state that holds nothing
+            when the client has no earlier version. Defaults to True.
+        write_behind (bool): Write in a background thread, overlapping the
+            next client's training. Defaults to False.
     """
 
-    def __init__(self, subdir: str = 'client_states') -> None:
+    def __init__(self, subdir: str = 'client_states',
+                 skip_empty: bool = True,
+                 write_behind: bool = False) -> None:
         self.subdir = subdir
+        self.skip_empty = bool(skip_empty)
+        self.write_behind = bool(write_behind)
+        self._writer: Optional[ThreadPoolExecutor] = None
+        #: ``(client, round, future)`` of the write in flight
+        self._pending: Optional[Tuple[int, int, Future]] = None
+        self._write_errors: Dict[int, str] = {}
         self.root: Optional[str] = None
         self.index: Dict[int, int] = {}
         #: checkpoint round -> the index that checkpoint refers to
@@ -79,6 +107,8 @@ class DiskClientStateStore:
                 plain containers.
         """
         client_id = int(client_id)
+        if self._pending is not None and self._pending[0] == client_id:
+            self._settle()
         r = self.index.get(client_id)
         if r is None:
             return None
@@ -97,6 +127,17 @@ class DiskClientStateStore:
                     logger='current', level=logging.WARNING)
             return None
 
+    def needs_save(self, client_id: int, state: Dict[str, Any]) -> bool:
+        """Whether :meth:`save` must write ``state`` of ``client_id``.
+
+        False only under ``skip_empty`` for a state that holds nothing
+        (:func:`holds_nothing`) of a client without an earlier version;
+        a client with one always gets its new version written, so the
+        index keeps following the rounds.
+        """
+        return not (self.skip_empty and int(client_id) not in self.index
+                    and holds_nothing(state))
+
     def save(self, client_id: int, state: Dict[str, Any],
              round_idx: int) -> None:
         """Write a new version of a client's state.
@@ -107,8 +148,43 @@ class DiskClientStateStore:
             round_idx (int): The round that produced it.
         """
         client_id = int(client_id)
-        atomic_torch_save(state, self._path(client_id, round_idx))
+        if not self.write_behind:
+            atomic_torch_save(state, self._path(client_id, round_idx))
+            self.merge_index({client_id: round_idx})
+            return
+        self._settle()  # one write in flight at most
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(
+                1, thread_name_prefix='client-state')
+        future = self._writer.submit(atomic_torch_save, state,
+                                     self._path(client_id, round_idx))
+        self._pending = (client_id, int(round_idx), future)
+
+    def _settle(self) -> None:
+        """Wait for the write in flight; adopt its version or keep its
+        error for :meth:`flush`."""
+        if self._pending is None:
+            return
+        client_id, round_idx, future = self._pending
+        self._pending = None
+        try:
+            future.result()
+        except Exception as e:  # noqa: B902 - reported by flush()
+            self._write_errors[client_id] = f'{type(e).__name__}: {e}'
+            self._remove(self._path(client_id, round_idx))
+            return
         self.merge_index({client_id: round_idx})
+
+    def flush(self) -> Dict[int, str]:
+        """Finish the write in flight (``write_behind``).
+
+        Returns:
+            dict[int, str]: ``client -> error`` of the writes that failed
+            since the last call; those clients keep their previous version.
+        """
+        self._settle()
+        errors, self._write_errors = self._write_errors, {}
+        return errors
 
     def merge_index(self, updates: Dict[int, int]) -> None:
         """Adopt new versions (this rank's or other ranks' of this round).
@@ -260,3 +336,20 @@ class DiskClientStateStore:
         self.known.update(self.index.items())
         self.refs[int(round_idx) if round_idx is not None else
                   (max(self.refs) + 1 if self.refs else 0)] = dict(self.index)
+
+
+def holds_nothing(state: Any) -> bool:
+    """Whether a client state has no tensor and no value other than None.
+
+    Args:
+        state: A client state: dicts, lists and tuples of tensors and
+            Python scalars.
+
+    Returns:
+        bool: True for e.g. ``{'local': {}}`` or ``{'x': {'y': None}}``.
+    """
+    if isinstance(state, dict):
+        return all(holds_nothing(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(holds_nothing(v) for v in state)
+    return state is None

@@ -289,6 +289,7 @@ class FederatedTrainLoop(BaseLoop):
                 written[k] = round_idx
             self.runner.call_hook('after_client', client_id=int(k),
                                   round_idx=round_idx, trained=done)
+        self.trainer.settle_state_writes(round_idx, written)
         return ok, failed, written
 
     def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:

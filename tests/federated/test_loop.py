@@ -196,12 +196,36 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
 
 def test_state_store_stays_bounded(fmnist_root, tmp_path):
     cfg = tiny_federated_cfg(
-        SIMCLR, fmnist_root, str(tmp_path), rounds=4, num_clients=3,
+        MOCO, fmnist_root, str(tmp_path), rounds=4, num_clients=3,
         local_iters=1, extra={'default_hooks.checkpoint.max_keep_ckpts': 1})
     runner = _run(cfg)
     files = glob.glob(osp.join(str(tmp_path), 'client_states', '*.pth'))
     assert len(files) == 3  # one version per client, old ones removed
     assert runner.train_loop.store.num_files() == 3
+
+
+def test_no_state_file_for_a_client_that_keeps_nothing(fmnist_root,
+                                                       tmp_path):
+    # SimCLR under FedAvg with optimizer_policy='reset': nothing stays on
+    # the client, so nothing is written; with skip_empty=False every
+    # client gets its (empty) file as before.
+    skipped = _run(tiny_federated_cfg(SIMCLR, fmnist_root,
+                                      str(tmp_path / 'a'), rounds=2,
+                                      num_clients=3, local_iters=1))
+    assert skipped.train_loop.store.num_files() == 0
+    assert skipped.train_loop.store.index == {}
+    assert skipped.train_loop.iter == 2 * 3
+    runner = _run(tiny_federated_cfg(
+        SIMCLR, fmnist_root, str(tmp_path / 'b'), rounds=2, num_clients=3,
+        local_iters=1, extra={'train_cfg.client_state': dict(
+            type='DiskClientStateStore', skip_empty=False)}))
+    assert runner.train_loop.store.index == {0: 1, 1: 1, 2: 1}
+    st = _load(glob.glob(osp.join(str(tmp_path / 'b'), 'client_states',
+                                  '*.pth'))[0])
+    assert st == {'local': {}}
+    # ... and the same global model either way
+    a, b = skipped.model.state_dict(), runner.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_augmentation_is_a_function_of_sample_seed(fmnist_root, tmp_path):
@@ -216,3 +240,65 @@ def test_augmentation_is_a_function_of_sample_seed(fmnist_root, tmp_path):
     c = ds[(5, 999)]['inputs'][0]
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_store_skips_only_empty_states_of_clients_without_a_version(
+        tmp_path):
+    from decssl_mm.federated.client_state import (DiskClientStateStore,
+                                                  holds_nothing)
+    assert holds_nothing({'local': {}})
+    assert holds_nothing({'local': {}, 'fedema': {'lambda': None}})
+    assert not holds_nothing({'local': {'q': torch.zeros(1)}})
+    assert not holds_nothing({'fedema': {'lambda': 0.0}})
+    assert not holds_nothing({'optimizer': {0: {'step': 1}}})
+    store = DiskClientStateStore()
+    store.setup(str(tmp_path))
+    assert not store.needs_save(3, {'local': {}})
+    assert store.needs_save(3, {'local': {'q': torch.zeros(1)}})
+    store.save(3, {'local': {'q': torch.zeros(1)}}, 0)
+    # a client with an earlier version gets its new one, even if empty
+    assert store.needs_save(3, {'local': {}})
+    assert DiskClientStateStore(skip_empty=False).needs_save(4, {})
+
+
+def test_write_behind_store_equals_synchronous_writes(fmnist_root, tmp_path,
+                                                      monkeypatch):
+    def cfg(d, **store):
+        c = tiny_federated_cfg(MOCO, fmnist_root, str(tmp_path / d),
+                               rounds=2, num_clients=3, local_iters=1,
+                               extra={'train_cfg.client_state': dict(
+                                   type='DiskClientStateStore', **store)})
+        c.randomness = dict(seed=0, deterministic=True)
+        return c
+
+    sync = _run(cfg('a'))
+    behind = _run(cfg('b', write_behind=True))
+    assert behind.train_loop.store.index == sync.train_loop.store.index
+    names = sorted(osp.basename(p) for p in glob.glob(
+        str(tmp_path / 'a' / 'client_states' / '*.pth')))
+    assert names and names == sorted(osp.basename(p) for p in glob.glob(
+        str(tmp_path / 'b' / 'client_states' / '*.pth')))
+    for n in names:
+        qa = _load(str(tmp_path / 'a' / 'client_states' / n))
+        qb = _load(str(tmp_path / 'b' / 'client_states' / n))
+        assert torch.equal(qa['local']['queue'], qb['local']['queue'])
+    a, b = sync.model.state_dict(), behind.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # a failed background write: aggregated, previous state kept, logged
+    import decssl_mm.federated.client_state as cs
+    real = cs.atomic_torch_save
+
+    def failing(obj, path):
+        if 'client_000001.r000001' in path:
+            raise OSError('No space left on device')
+        return real(obj, path)
+
+    monkeypatch.setattr(cs, 'atomic_torch_save', failing)
+    runner = _run(cfg('c', write_behind=True))
+    assert runner.train_loop.store.index == {0: 1, 1: 0, 2: 1}
+    assert runner.message_hub.get_scalar(
+        'train/federated/clients_ok').current() == 3
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        assert 'Round 1: client 1: its update is aggregated, but its local ' \
+            'state could not be saved (OSError: No space left' in f.read()

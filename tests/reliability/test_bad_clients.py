@@ -20,6 +20,9 @@ def _cfg(fmnist_root, work_dir, faults, rounds=2, num_clients=4, **extra):
                                     for k, v in extra.items()})
     cfg.randomness = dict(seed=0, deterministic=True)
     cfg.custom_hooks = [dict(type='ClientFaultHook', faults=faults)]
+    # every trained client writes its (empty) state: what is asserted
+    cfg.train_cfg.client_state = dict(type='DiskClientStateStore',
+                                      skip_empty=False)
     return cfg
 
 

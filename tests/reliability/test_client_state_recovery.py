@@ -72,14 +72,16 @@ def test_resume_from_oldest_then_newest_kept_checkpoint(fmnist_root,
 
 
 def test_truncated_client_state_restarts_the_client(fmnist_root, tmp_path):
+    keep_empty = {'train_cfg.client_state': dict(
+        type='DiskClientStateStore', skip_empty=False)}
     cfg = tiny_federated_cfg(SIMCLR, fmnist_root, str(tmp_path), rounds=1,
-                             num_clients=2, local_iters=1)
+                             num_clients=2, local_iters=1, extra=keep_empty)
     _train(cfg)
     path = str(tmp_path / 'client_states' / 'client_000000.r000000.pth')
     with open(path, 'r+b') as f:
         f.truncate(os.path.getsize(path) // 2)
     cfg = tiny_federated_cfg(SIMCLR, fmnist_root, str(tmp_path), rounds=2,
-                             num_clients=2, local_iters=1)
+                             num_clients=2, local_iters=1, extra=keep_empty)
     cfg.resume = True
     runner = _train(cfg)
     hub = runner.message_hub

@@ -165,7 +165,9 @@ def test_fresh_start_clears_states_of_a_killed_run(fmnist_root, tmp_path):
         (states / name).write_bytes(b'left by a killed run')
     cfg = tiny_federated_cfg(
         'configs/decssl/simclr_r18_fmnist_dir0.1.py', fmnist_root,
-        str(tmp_path), rounds=1, num_clients=2, local_iters=1)
+        str(tmp_path), rounds=1, num_clients=2, local_iters=1,
+        extra={'train_cfg.client_state': dict(type='DiskClientStateStore',
+                                              skip_empty=False)})
     cfg.resume = True  # no checkpoint in the work dir: a fresh start
     Runner.from_cfg(cfg).train()
     assert _client_states(str(tmp_path)) == [

@@ -74,13 +74,15 @@ def test_tampered_client_state_drops_the_client(fmnist_root, tmp_path, evil):
     """In a run: the client whose state file was replaced is dropped (with a
     warning naming the file); the round completes with the others."""
     work = tmp_path / 'w'
+    keep_empty = {'train_cfg.client_state': dict(
+        type='DiskClientStateStore', skip_empty=False)}
     cfg = tiny_federated_cfg(SIMCLR, fmnist_root, str(work), rounds=1,
-                             num_clients=2, local_iters=1)
+                             num_clients=2, local_iters=1, extra=keep_empty)
     Runner.from_cfg(cfg).train()
     target = str(work / 'client_states' / 'client_000000.r000000.pth')
     os.replace(evil('tampered.pth'), target)
     cfg = tiny_federated_cfg(SIMCLR, fmnist_root, str(work), rounds=2,
-                             num_clients=2, local_iters=1)
+                             num_clients=2, local_iters=1, extra=keep_empty)
     cfg.resume = True
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -1,3 +1,4 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .channels_last_hook import ChannelsLastHook
 
-__all__ = ['AtomicCheckpointHook']
+__all__ = ['AtomicCheckpointHook', 'ChannelsLastHook']

@@ -81,6 +81,7 @@ class BaseAggregator:
         self._export_sum: Dict[str, torch.Tensor] = {}
         self._total_weight = 0.0
         self._num_clients = 0
+        self._kinds: Optional[tuple] = None
 
     # -- what is exchanged -------------------------------------------------
     def select_keys(self,
@@ -197,6 +198,18 @@ class BaseAggregator:
         self._export_sum = {}
         self._total_weight = 0.0
         self._num_clients = 0
+        self._kinds = None
+
+    def _key_kinds(self) -> tuple:
+        """``(floating keys, other keys)`` of the round's global tensors,
+        computed once per round (the global tensors do not change in it).
+        """
+        if self._kinds is None:
+            floats = [k for k in self.keys
+                      if self._global[k].is_floating_point()]
+            fset = set(floats)
+            self._kinds = (floats, [k for k in self.keys if k not in fset])
+        return self._kinds
 
     def client_weight(self, num_samples: int) -> float:
         """Weight of a client in the average."""
@@ -204,13 +217,11 @@ class BaseAggregator:
 
     def _float_keys(self) -> List[str]:
         """Exchanged floating keys, in state-dict order."""
-        return [k for k in self.keys if self._global[k].is_floating_point()]
+        return list(self._key_kinds()[0])
 
     def _int_keys(self) -> List[str]:
         """Exchanged non-floating keys, in state-dict order."""
-        return [
-            k for k in self.keys if not self._global[k].is_floating_point()
-        ]
+        return list(self._key_kinds()[1])
 
     def add(self, client_id: int, state: Dict[str, torch.Tensor],
             num_samples: int) -> None:
@@ -277,13 +288,12 @@ class BaseAggregator:
 
     def _accumulate_model(self, state: Dict[str, torch.Tensor],
                           keys: List[str], weight: float) -> None:
-        """Fold one client's model into the float64 weighted sum."""
-        for k in keys:
-            t = state[k]
-            if k in self._sum:
-                self._sum[k].add_(t, alpha=weight)
-            else:
-                self._sum[k] = t.double().mul_(weight)
+        """Fold one client's model into the float64 weighted sum.
+
+        The sum lives on the device of the client's tensors (the model's):
+        no host round trip per client.
+        """
+        fold_weighted(self._sum, state, keys, weight)
 
     def _accumulate(self, client_id: int, deltas: Dict[str, torch.Tensor],
                     weight: float) -> None:
@@ -306,11 +316,7 @@ class BaseAggregator:
                            values: Dict[str, torch.Tensor],
                            weight: float) -> None:
         """Fold one client's export-only statistics into their sum."""
-        for k, t in values.items():
-            if k in self._export_sum:
-                self._export_sum[k].add_(t, alpha=weight)
-            else:
-                self._export_sum[k] = t.double().mul_(weight)
+        fold_weighted(self._export_sum, values, list(values), weight)
 
     def reduce_mean_delta(self) -> Optional[Dict[str, torch.Tensor]]:
         """All-reduce the sums and return the weighted mean update.
@@ -430,3 +436,27 @@ class BaseAggregator:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+def fold_weighted(sums: Dict[str, torch.Tensor],
+                  values: Dict[str, torch.Tensor], keys: Sequence[str],
+                  weight: float) -> None:
+    """``sums[k] += weight * values[k]`` in float64, in place.
+
+    A key not yet in ``sums`` starts as ``weight * values[k]`` in float64
+    on the value's device; keys already there are updated with one fused
+    ``torch._foreach_add_`` (one call instead of one per tensor).
+
+    Args:
+        sums (dict[str, Tensor]): Running float64 sums, updated in place.
+        values (dict[str, Tensor]): One client's tensors.
+        keys (Sequence[str]): Keys to fold.
+        weight (float): The client's weight.
+    """
+    fresh = {k for k in keys if k not in sums}
+    for k in fresh:
+        sums[k] = values[k].double().mul_(weight)
+    rest = [k for k in keys if k not in fresh]
+    if rest:
+        torch._foreach_add_([sums[k] for k in rest],
+                            [values[k] for k in rest], alpha=weight)

@@ -5,7 +5,7 @@ here runs before any running sum, buffer or counter is touched.
 """
 import math
 import re
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Sequence
 
 import torch
 
@@ -65,23 +65,24 @@ def check_tensor(client_id: int, key: str, value: object,
             from the global one, its dtype kind differs (floating vs.
             integer) or, with ``check_finite``, an element is NaN/Inf.
     """
-    where = f'client {client_id}: {key!r}'
     if not torch.is_tensor(value):
         raise ClientUpdateRejected(
-            f'{where} is a {type(value).__name__}, not a tensor')
+            f'client {client_id}: {key!r} is a {type(value).__name__}, not '
+            'a tensor')
     if value.shape != reference.shape:
         raise ClientUpdateRejected(
-            f'{where} has shape {tuple(value.shape)}, the global model '
-            f'{tuple(reference.shape)}')
+            f'client {client_id}: {key!r} has shape {tuple(value.shape)}, '
+            f'the global model {tuple(reference.shape)}')
     if value.is_floating_point() != reference.is_floating_point() or \
             value.is_complex() != reference.is_complex():
         raise ClientUpdateRejected(
-            f'{where} has dtype {value.dtype}, the global model '
-            f'{reference.dtype}')
+            f'client {client_id}: {key!r} has dtype {value.dtype}, the '
+            f'global model {reference.dtype}')
     value = value.detach()
     if check_finite and value.is_floating_point() and \
             not bool(torch.isfinite(value).all()):
-        raise ClientUpdateRejected(f'{where} holds non-finite values')
+        raise ClientUpdateRejected(
+            f'client {client_id}: {key!r} holds non-finite values')
     return value
 
 
@@ -104,12 +105,42 @@ def check_update(client_id: int, state: Dict[str, torch.Tensor],
         ClientUpdateRejected: Naming the client and the first bad key.
     """
     out: Dict[str, torch.Tensor] = {}
+    keys = list(keys)
     missing: List[str] = [k for k in keys if k not in state]
     if missing:
         raise ClientUpdateRejected(
             f'client {client_id}: key {missing[0]!r} missing from its update'
             + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
-    for k in keys:
-        out[k] = check_tensor(client_id, k, state[k], references[k],
-                              check_finite)
+    for k in keys:  # shapes and kinds; finiteness below, in one pass
+        out[k] = check_tensor(client_id, k, state[k], references[k], False)
+    if check_finite:
+        floats = [k for k in keys if out[k].is_floating_point()]
+        if not all_finite([out[k] for k in floats]):
+            for k in floats:  # the rare failure names the first bad key
+                check_tensor(client_id, k, out[k], references[k], True)
     return out
+
+
+def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether every element of every (floating) tensor is finite.
+
+    One ``aminmax`` reduction per tensor (NaN propagates into it, Inf is
+    an extreme; nothing can overflow, no temporary the size of the tensor)
+    and a single host synchronisation for all tensors of a device, on the
+    tensors' own device: a GPU is not stalled once per tensor.
+
+    Args:
+        tensors (Sequence[Tensor]): Floating tensors, any devices.
+
+    Returns:
+        bool: True when no element is NaN or Inf.
+    """
+    by_device: Dict[torch.device, List[torch.Tensor]] = {}
+    for t in tensors:
+        if t.numel() > 0:
+            by_device.setdefault(t.device, []).append(t)
+    flags = []
+    for group in by_device.values():
+        extremes = [m for t in group for m in torch.aminmax(t)]
+        flags.append(torch.stack(extremes).isfinite().all())
+    return all(bool(f) for f in flags)

@@ -234,11 +234,12 @@ class ClusteredServer(FedAvgServer):
                 ])
                 inputs = preprocess(data, False)['inputs']
                 for out, b in zip(outs, backbones):
-                    out.append(pooled_embedding(b, inputs).float().cpu())
+                    out.append(pooled_embedding(b, inputs).float())
         finally:
             for b, mode in zip(backbones, modes):
                 b.train(mode)
-        return [torch.cat(o) if o else torch.zeros(0, 0) for o in outs]
+        # the passes ran on the model's device; one copy to the host each
+        return [torch.cat(o).cpu() if o else torch.zeros(0, 0) for o in outs]
 
     def _load_probes(self) -> None:
         """Load each cluster's backbone into a scratch copy (eval mode)."""

@@ -96,9 +96,9 @@ class ClientTrainer:
             data = ClientSlice(stream, len(batches)) if attempt == 0 \
                 else client_loader(self.loop.dataloader, batches)
             try:
-                batch_idx = self.train_client(client_id, data, round_idx,
-                                              batch_idx)
-                return True, batch_idx, True
+                batch_idx, saved = self.train_client(client_id, data,
+                                                     round_idx, batch_idx)
+                return True, batch_idx, saved
             except StateNotSaved as e:
                 print_log(
                     f'Round {round_idx}: client {client_id}: its update is '
@@ -123,8 +123,14 @@ class ClientTrainer:
         return False, batch_idx, False
 
     def train_client(self, client_id: int, data, round_idx: int,
-                     batch_idx: int) -> int:
-        """One attempt: load, train on ``data``, hand over, save state."""
+                     batch_idx: int) -> Tuple[int, bool]:
+        """One attempt: load, train on ``data``, hand over, save state.
+
+        Returns:
+            tuple: ``(batch_idx, state_written)``; no state is written for
+            a client whose local state holds nothing (see
+            :meth:`DiskClientStateStore.needs_save`).
+        """
         loop = self.loop
         self.load_client(client_id, round_idx)
         loop.runner.message_hub.update_info('client_id', int(client_id))
@@ -135,21 +141,43 @@ class ClientTrainer:
         loop.server.add(client_id, *self.upload(
             client_id, state, int(loop.client_sizes[client_id])))
         try:
-            loop.store.save(client_id, self.local_state(client_id, state),
-                            round_idx)
+            local = self.local_state(client_id, state)
+            if not loop.store.needs_save(client_id, local):
+                return batch_idx, False
+            loop.store.save(client_id, local, round_idx)
         except Exception as e:  # noqa: B902 - the update is aggregated
             raise StateNotSaved(batch_idx, e) from e
-        return batch_idx
+        return batch_idx, True
+
+    def settle_state_writes(self, round_idx: int,
+                            written: Dict[int, int]) -> None:
+        """Wait for client-state writes still in flight (a store with
+        ``write_behind``); a client whose write failed is removed from
+        ``written`` and keeps its previous state (its update is in the
+        aggregate).
+
+        Args:
+            round_idx (int): The round.
+            written (dict[int, int]): ``client -> round`` of the states
+                written this round, updated in place.
+        """
+        flush = getattr(self.loop.store, 'flush', None)
+        for k, err in (flush() if flush is not None else {}).items():
+            written.pop(k, None)
+            print_log(
+                f'Round {round_idx}: client {k}: its update is aggregated, '
+                f'but its local state could not be saved ({err}); it keeps '
+                'its previous state.', logger='current',
+                level=logging.WARNING)
 
     # ------------------------------------------------------------ start state
     def load_client(self, client_id: int, round_idx: int) -> None:
         """Load the start weights and the client's local state in place."""
         saved = self.loop.store.load(client_id)
         start = self.start_weights(client_id, saved)
+        sd = self.model.state_dict()
         with torch.no_grad():
-            sd = self.model.state_dict()
-            for k, t in sd.items():
-                t.copy_(start[k])
+            copy_state(sd, start)
             if saved is not None:
                 for k, t in saved.get('local', {}).items():
                     if k in sd:
@@ -236,3 +264,23 @@ class ClientTrainer:
             }
             for i, s in st.items()
         }
+
+
+def copy_state(dst: StateDict, src: StateDict) -> None:
+    """Copy ``src[k]`` into every tensor ``dst[k]`` in place.
+
+    One fused ``torch._foreach_copy_`` where torch has it (one call for all
+    tensors instead of one per tensor), a loop otherwise.
+
+    Args:
+        dst (dict[str, Tensor]): Tensors to overwrite (e.g. the model's).
+        src (dict[str, Tensor]): New values (any device, same shapes).
+    """
+    keys = list(dst)
+    outs = [dst[k] for k in keys]
+    ins = [src[k] for k in keys]
+    try:
+        torch._foreach_copy_(outs, ins)
+    except (AttributeError, RuntimeError, TypeError):
+        for o, i in zip(outs, ins):
+            o.copy_(i)
