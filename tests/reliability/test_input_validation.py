@@ -149,6 +149,9 @@ def test_client_without_samples(fmnist_root, tmp_path):
                  tmp_path / 'a')
 
     ds.allow_empty_clients = True
+    # a state file for every trained client, even an empty one (SimCLR)
+    cfg.train_cfg.client_state = dict(
+        type='DiskClientStateStore', skip_empty=False)
     cfg.work_dir = str(tmp_path / 'b')
     cfg.experiment_name += '_b'  # a logger (and log file) of its own
     runner = Runner.from_cfg(cfg)
