@@ -71,6 +71,21 @@ def as_hook(watch: Stopwatch):
     return _Hook()
 
 
+def set_width(model, width: int) -> None:
+    """A ResNet model config of ``width`` base (and stem) channels; the
+    neck's input follows (8 x width for ResNet-18/34, 32 x width deeper).
+
+    Args:
+        model (ConfigDict): A model config with ``backbone`` and ``neck``.
+        width (int): Base channels.
+    """
+    bb = model.backbone
+    bb.base_channels = width
+    bb.stem_channels = width
+    if 'in_channels' in model.neck:
+        model.neck.in_channels = width * (8 if bb.depth in (18, 34) else 32)
+
+
 def rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -29,7 +29,7 @@ import os.path as osp
 import time
 
 from _common import (ROOT, PairedRuns, fmnist_root, machine_line,
-                     run_pairs)
+                     run_pairs, set_width)
 
 
 def parse_args():
@@ -59,13 +59,10 @@ def shrunk(config: str, args, data_root: str, work_dir: str):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, config))
     model = cfg.model.algorithm if cfg.model.type == 'FeatARC' else cfg.model
-    model.backbone.base_channels = args.base_channels
-    model.backbone.stem_channels = args.base_channels
-    if 'in_channels' in model.neck:
-        model.neck.in_channels = args.base_channels * 8
+    set_width(model, args.base_channels)
     if cfg.model.type == 'FeatARC':
         cfg.model.align_weight = args.align_weight
-        cfg.train_cfg.num_clusters = args.num_clusters
+        cfg.train_cfg.server.num_clusters = args.num_clusters
     train = cfg.train_dataloader
     train.batch_size = args.batch_size
     train.num_workers = 0
@@ -127,16 +124,16 @@ def run(config: str, args, data_root: str, loaders, name: str) -> dict:
     seconds = time.perf_counter() - t0
     out = {'seconds': seconds, 'top1': top1(runner.model, loaders),
            'sizes': runner.train_loop.client_sizes.tolist()}
-    loop = runner.train_loop
-    if hasattr(loop, 'clusters'):
+    server = runner.train_loop.server
+    if hasattr(server, 'clusters'):
         model = runner.model
         per_cluster = []
-        for state in loop.clusters:
+        for state in server.clusters:
             model.load_state_dict(state)
             per_cluster.append(top1(model, loaders))
-        model.load_state_dict(loop.clusters[loop.chosen])
-        out.update(chosen=loop.chosen, clusters=per_cluster,
-                   assignment=loop.assignment.tolist())
+        model.load_state_dict(server.clusters[server.chosen])
+        out.update(chosen=server.chosen, clusters=per_cluster,
+                   assignment=server.assignment.tolist())
     return out
 
 

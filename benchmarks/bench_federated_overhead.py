@@ -20,7 +20,7 @@ import tempfile
 from typing import Optional
 
 from _common import (ROOT, Stopwatch, as_hook, fmnist_root, machine_line,
-                     quiet_env, run_pairs)
+                     quiet_env, run_pairs, set_width)
 
 
 CONFIG = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
@@ -76,14 +76,6 @@ def build_cfgs(images: int, epochs: int, workers: int, work_dir: str,
     return cen, fed
 
 
-def set_width(cfg, width: int) -> None:
-    """A ResNet of ``width`` base channels; the neck follows."""
-    bb = cfg.model.backbone
-    bb.base_channels = width
-    bb.stem_channels = width
-    cfg.model.neck.in_channels = width * (8 if bb.depth in (18, 34) else 32)
-
-
 def run(cfg) -> float:
     from mmengine.runner import Runner
     watch = Stopwatch()
@@ -120,7 +112,7 @@ def main() -> None:
             if args.batch_size:
                 cfgs[which].train_dataloader.batch_size = args.batch_size
             if args.width:
-                set_width(cfgs[which], args.width)
+                set_width(cfgs[which].model, args.width)
             rate = run(cfgs[which])
             print(f"  run {index + 1}: {('centralized', 'federated')[which]}"
                   f' {rate:.1f} img/s', flush=True)

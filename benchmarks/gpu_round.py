@@ -82,14 +82,6 @@ def data_root(given: Optional[str]) -> str:
     return fmnist_root()
 
 
-def shrink(cfg, width: int) -> None:
-    """Networks with ``width`` base channels (the tiny CPU test)."""
-    bb = cfg.model.backbone
-    bb.base_channels = width
-    bb.stem_channels = width
-    cfg.model.neck.in_channels = width * (8 if bb.depth in (18, 34) else 32)
-
-
 def quiet(cfg) -> None:
     """No checkpoints, few log lines."""
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
@@ -127,7 +119,7 @@ class Memory:
 
 def throughput(args, root: str, work: str, mem: Memory) -> dict:
     """Paired centralized vs federated images/s (part 1)."""
-    from _common import run_pairs
+    from _common import run_pairs, set_width
     from bench_federated_overhead import build_cfgs, run
     config = AMP_CONFIG if args.precision == 'bf16' else FP32_CONFIG
     peaks: Dict[str, List[float]] = {'centralized': [], 'federated': []}
@@ -140,7 +132,7 @@ def throughput(args, root: str, work: str, mem: Memory) -> dict:
                               f'{work}/tp{i}', args.clients, config, root)
             cfg = cfgs[which]
             if args.tiny:
-                shrink(cfg, 8)
+                set_width(cfg.model, 8)
             quiet(cfg)
             mem.reset()
             rate = run(cfg)
@@ -163,6 +155,7 @@ def throughput(args, root: str, work: str, mem: Memory) -> dict:
 
 def aggregation_share(args, root: str, work: str, mem: Memory) -> dict:
     """Share of the round in ``server.add`` + ``finish_round`` (part 2)."""
+    from _common import set_width
     import torch
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
@@ -174,7 +167,7 @@ def aggregation_share(args, root: str, work: str, mem: Memory) -> dict:
     cfg.model.backbone.depth = 50
     cfg.model.neck.in_channels = 2048
     if args.tiny:
-        shrink(cfg, 4)
+        set_width(cfg.model, 4)
     quiet(cfg)
     sync = torch.cuda.synchronize if mem.cuda else (lambda: None)
     spent = {'agg': 0.0}
