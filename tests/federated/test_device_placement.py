@@ -49,6 +49,19 @@ def test_all_finite_does_not_overflow_on_large_values():
                        torch.full((4, ), 1e300, dtype=torch.float64)])
 
 
+def test_all_finite_norm_overflow_is_decided_exactly():
+    # float32 norms overflow (1e30 squared), float64 does not: the finite
+    # tensors pass, a bad element among them is still found
+    ts = [torch.full((4, ), 1e30), torch.full((3, ), -1e30),
+          torch.ones(2, dtype=torch.float64)]
+    assert all_finite(ts)
+    ts[2][1] = float('nan')
+    assert not all_finite(ts)
+    ts[2][1] = 0.
+    ts[1][0] = -float('inf')
+    assert not all_finite(ts)
+
+
 def test_rejected_update_names_the_first_bad_key():
     agg = FedAvg(exclude=[])
     g = {'a': torch.zeros(3), 'b': torch.zeros(2), 'c': torch.zeros(2)}

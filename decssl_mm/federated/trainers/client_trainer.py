@@ -1,6 +1,5 @@
 """One client's local work in a round: the place a local objective lives."""
 import logging
-import random
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -8,6 +7,7 @@ import torch
 from mmengine.logging import print_log
 
 from decssl_mm.registry import CLIENT_TRAINERS
+from decssl_mm.utils.rng import seed_all
 from ..client_isolation import client_local_ops
 from ..round_data import ClientSlice, client_loader
 
@@ -202,10 +202,7 @@ class ClientTrainer:
         """Seed torch, numpy and random from ``(seed, round, client)``."""
         ss = np.random.SeedSequence([self.loop.seed, int(round_idx),
                                      int(client_id), _SEED_TAG])
-        s = int(ss.generate_state(1)[0])
-        torch.manual_seed(s)
-        np.random.seed(s)
-        random.seed(s)
+        seed_all(int(ss.generate_state(1)[0]))
 
     def restore_optimizer(self, saved: Optional[dict]) -> None:
         """Fresh optimizer state, or the client's own under ``'keep'``."""
