@@ -4,6 +4,7 @@ import math
 from collections import defaultdict
 
 import pytest
+import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
@@ -80,3 +81,61 @@ def test_schedule_unit_is_checked(fmnist_root, tmp_path):
     cfg.train_cfg.schedule_unit = 'iteration'
     with pytest.raises(ValueError, match='train_cfg.schedule_unit'):
         Runner.from_cfg(cfg).train()
+
+
+class _StopAfterRound(Hook):
+    """Stops the run after round index ``stop`` (checkpoint saved)."""
+
+    priority = 'LOWEST'  # after CheckpointHook.after_train_epoch
+
+    def __init__(self, stop):
+        self.stop = stop
+
+    def after_train_epoch(self, runner):
+        if runner.epoch == self.stop:
+            raise KeyboardInterrupt
+
+
+def _local_epoch_run(fmnist_root, work_dir, resume=False, stop=None):
+    """3 rounds x 2 local epochs, schedule over the 6 local epochs."""
+    cfg = tiny_federated_cfg(
+        SIMCLR, fmnist_root, work_dir, rounds=3, num_clients=2,
+        local_iters=None, local_epochs=2, batch_size=4)
+    cfg.train_dataloader.dataset.dataset.subset = 16
+    cfg.train_dataloader.dataset.partition = dict(type='IID',
+                                                  num_clients=2, seed=0)
+    cfg.train_cfg.schedule_unit = 'local_epoch'
+    cfg.param_scheduler = [dict(type='CosineAnnealingLR', T_max=6,
+                                by_epoch=True, begin=0, end=6)]
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.randomness = dict(seed=5, deterministic=True)
+    cfg.resume = resume
+    runner = Runner.from_cfg(cfg)
+    rec = _RecordLR()
+    runner.register_hook(rec)
+    if stop is not None:
+        runner.register_hook(_StopAfterRound(stop))
+        with pytest.raises(KeyboardInterrupt):
+            runner.train()
+    else:
+        runner.train()
+    return runner, dict(rec.lrs)
+
+
+def test_local_epoch_schedule_resumes_where_it_stopped(fmnist_root,
+                                                       tmp_path):
+    whole, lrs = _local_epoch_run(fmnist_root, str(tmp_path / 'whole'))
+    part = str(tmp_path / 'part')
+    _, first = _local_epoch_run(fmnist_root, part, stop=0)
+    resumed, rest = _local_epoch_run(fmnist_root, part, resume=True)
+    assert sorted(first) == [(0, 0), (0, 1)]
+    assert sorted(rest) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    # the resumed rounds walk the same local epochs of the same schedule
+    for key, seq in rest.items():
+        assert seq == pytest.approx(lrs[key], rel=1e-12)
+    assert rest[(2, 0)][-1] < rest[(1, 0)][0] < first[(0, 0)][-1]
+    assert resumed.param_schedulers[0]._global_step == 6
+    a = whole.model.state_dict()
+    b = resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
