@@ -14,9 +14,11 @@ feature quality of the final model (FedAvg: the global model; FeatARC: the
 exported cluster chosen by the loop's rule, and every cluster for
 information) is the weighted-kNN top-1 (k=200, T=0.1) with the training
 subset as the bank and the full test split as queries
-(:mod:`decssl_mm.evaluation.knn`). The randomly initialised model is
-evaluated too, as the floor. Test accuracy is only reported, never used to
-choose anything.
+(:mod:`decssl_mm.evaluation.knn`). The untrained model is evaluated
+too, as the floor, in both forms: the model's own initialisation and
+PyTorch's default one (:func:`decssl_mm.evaluation.untrained.
+untrained_metrics`). Test accuracy is only reported, never used to choose
+anything.
 
 The two methods run in ``--pairs`` pairs, in orders AB, BA, AB, ...
 (A = FedAvg); pair ``i`` uses seed ``--seed + i`` for both methods. Each
@@ -139,12 +141,11 @@ def run(config: str, args, data_root: str, loaders, name: str) -> dict:
 
 def main() -> None:
     args = parse_args()
-    import torch
     import decssl_mm  # noqa: F401
     import decssl_mm.federated.featarc_loop  # noqa: F401
     import decssl_mm.models.featarc  # noqa: F401
     from mmengine.registry import init_default_scope
-    from decssl_mm.registry import MODELS
+    from decssl_mm.evaluation.untrained import untrained_metrics
     init_default_scope('decssl_mm')
     print(machine_line())
     data_root = fmnist_root()
@@ -153,12 +154,8 @@ def main() -> None:
     featarc = f'configs/featarc/{args.algo}_r18_fmnist_dir0.1.py'
 
     cfg = shrunk(base, args, data_root, osp.join(args.work_dir, 'init'))
-    torch.manual_seed(args.seed)
-    init_cfg = cfg.model.to_dict()
-    init_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    init_model = MODELS.build(init_cfg)
-    init_model.init_weights()
-    floor = top1(init_model, loaders)
+    floors = untrained_metrics(cfg, lambda m: {'top1': top1(m, loaders)},
+                               seed=args.seed)
 
     results = {'FedAvg': [], 'FeatARC': []}
 
@@ -181,7 +178,10 @@ def main() -> None:
           f'{args.local_epochs} local epoch, ResNet-18 x{args.base_channels}'
           f' base channels; kNN k=200 T=0.1, bank = train subset, queries ='
           f' test split; seeds {args.seed}..{args.seed + args.pairs - 1}')
-    print(f'random init (seed {args.seed}): kNN top-1 {floor:.2f}')
+    print(f"untrained (seed {args.seed}): kNN top-1 "
+          f"{floors['untrained_init']['top1']:.2f} (the model's own "
+          f"initialisation), {floors['untrained_default']['top1']:.2f} "
+          "(PyTorch's default initialisation)")
     for i, order in enumerate(times.orders):
         fa, fe = results['FedAvg'][i], results['FeatARC'][i]
         print(f"pair {i + 1} ({order}, seed {args.seed + i}): kNN top-1 "
