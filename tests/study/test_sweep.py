@@ -316,3 +316,23 @@ def test_records_carry_the_code_version_and_mixed_versions_warn(
     sweep.main(['--config', SIMCLR, '--work-dir', str(tmp_path),
                 '--dry-run'])
     assert 'WARNING: ' in capsys.readouterr().err
+
+
+def test_code_version_is_the_one_the_sweep_started_with(
+        fmnist_root, tmp_path, monkeypatch, capsys):
+    from decssl_mm.study import results
+    commits = iter(['a' * 40, 'b' * 40])
+    monkeypatch.setattr(
+        results, '_git',
+        lambda *a: next(commits) if a[0] == 'rev-parse' else '')
+    results.code_version.cache_clear()
+    try:
+        sweep.main(['--config', SIMCLR, '--work-dir', str(tmp_path / 'v'),
+                    '--data-root', fmnist_root, '--dry-run',
+                    '--cfg-options', *TINY])
+        # read when the sweep starts: a commit made while it runs does not
+        # change its records
+        assert results.code_version.cache_info().currsize == 1
+        assert results.code_version() == 'a' * 40
+    finally:
+        results.code_version.cache_clear()

@@ -89,7 +89,8 @@ if ROOT not in sys.path:
 
 from decssl_mm.evaluation.evaluate import EVALS  # noqa: E402
 from decssl_mm.study import (PARTITION_KEY, SweepError,  # noqa: E402,F401
-                             append_result, derived_fields, eval_loaders,
+                             append_result, code_version, derived_fields,
+                             eval_loaders,
                              load_results, make_record, mixed_code_versions,
                              parse_grid, plan, print_plan, rel, run_point,
                              summary_line, train_command)
@@ -242,6 +243,7 @@ def warn_mixed_versions(path: str) -> None:
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Run the sweep; return the records written by this call."""
     args = parse_args(argv)
+    code_version()  # fixed now: the code this sweep and its runs start with
     try:
         points = plan(args)
     except SweepError as e:
