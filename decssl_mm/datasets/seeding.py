@@ -1,9 +1,7 @@
 """Per-sample seeding of data augmentation."""
-import random
 from typing import Any, Callable
 
-import numpy as np
-import torch
+from decssl_mm.utils.rng import seed_host
 
 
 def seeded(seed: int, fn: Callable[[], Any]) -> Any:
@@ -20,8 +18,5 @@ def seeded(seed: int, fn: Callable[[], Any]) -> Any:
         seed (int): Seed of this sample's augmentation.
         fn (Callable): Produces the sample (e.g. ``lambda: dataset[idx]``).
     """
-    seed = int(seed) % (2**31 - 1)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.random.default_generator.manual_seed(seed)
+    seed_host(int(seed) % (2**31 - 1))
     return fn()
