@@ -28,21 +28,39 @@ def fmnist_root() -> str:
 
 
 class Stopwatch:
-    """A minimal mmengine hook counting images and wall time of training."""
+    """A minimal mmengine hook counting images and wall time of training.
+
+    Also the time inside the local steps (from ``before_train_iter`` to
+    ``after_train_iter``: the model's forward, backward and update, the
+    same work in a centralized and a federated run) and so the time
+    outside them (data loading and, in a federated run, everything a
+    client and a round cost besides their steps).
+    """
 
     priority = 'VERY_LOW'
 
     def __init__(self) -> None:
         self.images = 0
+        self.iters = 0
         self.t0 = None
         self.seconds = None
+        self.step_seconds = 0.0
+        self._step_t0 = None
 
     def before_train(self, runner) -> None:
         self.t0 = time.perf_counter()
 
+    def before_train_iter(self, runner, batch_idx=None,
+                          data_batch=None) -> None:
+        self._step_t0 = time.perf_counter()
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
+        if self._step_t0 is not None:
+            self.step_seconds += time.perf_counter() - self._step_t0
+            self._step_t0 = None
         self.images += len(data_batch['data_samples'])
+        self.iters += 1
 
     def after_train(self, runner) -> None:
         self.seconds = time.perf_counter() - self.t0
@@ -50,6 +68,11 @@ class Stopwatch:
     @property
     def rate(self) -> float:
         return self.images / self.seconds
+
+    @property
+    def outside_seconds(self) -> float:
+        """Training wall time outside the local steps."""
+        return self.seconds - self.step_seconds
 
 
 def as_hook(watch: Stopwatch):
@@ -60,6 +83,9 @@ def as_hook(watch: Stopwatch):
 
         def before_train(self, runner):
             watch.before_train(runner)
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            watch.before_train_iter(runner, batch_idx, data_batch)
 
         def after_train_iter(self, runner, batch_idx, data_batch=None,
                              outputs=None):

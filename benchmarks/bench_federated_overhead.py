@@ -7,6 +7,10 @@ all of them per round, 1 local epoch, FedAvg (weights loaded per client,
 aggregation, client state written to disk when a client keeps any). The two run in pairs, in orders AB, BA, AB, ...
 (A = centralized); each pair's ratio federated / centralized images/s is
 printed, and the summary is the median of the pair ratios with their range.
+Beside it, an accounting that the machine's speed drift does not blur:
+each run's time inside and outside its local steps (the steps are the same
+work on both sides), the federated run's extra time outside them per
+client, and the ratio with the pair's mean step time on both sides.
 
     .venv/bin/python benchmarks/bench_federated_overhead.py [--images 3000]
         [--epochs 2] [--pairs 2] [--clients 10] [--batch-size B]
@@ -16,8 +20,9 @@ Goal: federated >= 0.97 x centralized images/s at 10 clients, >= 0.93 at
 100 clients (where per-client cost dominates).
 """
 import argparse
+import statistics
 import tempfile
-from typing import Optional
+from typing import List, Optional
 
 from _common import (ROOT, Stopwatch, as_hook, fmnist_root, machine_line,
                      quiet_env, run_pairs, set_width)
@@ -76,13 +81,53 @@ def build_cfgs(images: int, epochs: int, workers: int, work_dir: str,
     return cen, fed
 
 
-def run(cfg) -> float:
+def run(cfg) -> Stopwatch:
     from mmengine.runner import Runner
     watch = Stopwatch()
     runner = Runner.from_cfg(cfg)
     runner.register_hook(as_hook(watch))
     runner.train()
-    return watch.rate
+    return watch
+
+
+def accounting(cen: List[Stopwatch], fed: List[Stopwatch],
+               clients: int, rounds: int, orders: List[str]) -> List[str]:
+    """What a federated run spends outside its local steps, pair by pair.
+
+    The local steps are the same work on both sides; the machine's speed
+    moves them by +-10 % between runs, which hides a few per cent of
+    federation cost in the images/s ratio. Per pair: the federated run's
+    extra time outside the steps (data loading plus everything a client
+    and a round cost besides training), per client; and the ratio both
+    runs would have had with the pair's mean step time (``(S + O_cen) /
+    (S + O_fed)``), which keeps the federation cost and drops the step
+    noise.
+
+    Returns:
+        list[str]: Report lines.
+    """
+    extra_ms, normed = [], []
+    lines = []
+    for i, (c, f) in enumerate(zip(cen, fed)):
+        per_client = (f.outside_seconds - c.outside_seconds) / (
+            clients * rounds) * 1e3
+        steps = (c.step_seconds + f.step_seconds) / 2
+        ratio = (steps + c.outside_seconds) / (steps + f.outside_seconds)
+        extra_ms.append(per_client)
+        normed.append(ratio)
+        lines.append(
+            f'pair {i + 1} ({orders[i]}): steps {c.step_seconds:.2f} / '
+            f'{f.step_seconds:.2f} s, outside the steps '
+            f'{c.outside_seconds:.2f} / {f.outside_seconds:.2f} s '
+            f'(centralized / federated): {per_client:+.2f} ms a client, '
+            f'equal-step ratio {ratio:.3f}')
+    lines.append(
+        'federation cost outside the local steps: paired median '
+        f'{statistics.median(extra_ms):+.2f} ms a client (range '
+        f'{min(extra_ms):+.2f} to {max(extra_ms):+.2f}); equal-step ratio '
+        f'paired median {statistics.median(normed):.3f} (range '
+        f'{min(normed):.3f} to {max(normed):.3f})')
+    return lines
 
 
 def main() -> None:
@@ -104,6 +149,7 @@ def main() -> None:
     quiet_env()
     import decssl_mm  # noqa: F401
     print(machine_line())
+    watches = ([], [])
     with tempfile.TemporaryDirectory() as d:
 
         def side(index: int, which: int) -> float:
@@ -113,14 +159,17 @@ def main() -> None:
                 cfgs[which].train_dataloader.batch_size = args.batch_size
             if args.width:
                 set_width(cfgs[which].model, args.width)
-            rate = run(cfgs[which])
+            watch = run(cfgs[which])
+            watches[which].append(watch)
             print(f"  run {index + 1}: {('centralized', 'federated')[which]}"
-                  f' {rate:.1f} img/s', flush=True)
-            return rate
+                  f' {watch.rate:.1f} img/s', flush=True)
+            return watch.rate
 
         runs = run_pairs(lambda i: side(i, 0), lambda i: side(i, 1),
                          args.pairs, 'centralized', 'federated')
     for line in runs.lines(' img/s', '.1f'):
+        print(line)
+    for line in accounting(*watches, args.clients, args.epochs, runs.orders):
         print(line)
     print('centralized: mmpretrain EpochBasedTrainLoop; federated: '
           f'{args.clients} clients, 1 local epoch, FedAvg')

@@ -135,7 +135,7 @@ def throughput(args, root: str, work: str, mem: Memory) -> dict:
                 set_width(cfg.model, 8)
             quiet(cfg)
             mem.reset()
-            rate = run(cfg)
+            rate = run(cfg).rate
             peaks[name].append(mem.peak_mib())
             print(f'  pair {i + 1} {name}: {rate:.1f} images/s', flush=True)
             return rate

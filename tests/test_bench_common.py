@@ -76,3 +76,43 @@ def test_machine_line_names_cores_threads_torch_device():
     for part in ('cores', 'OMP_NUM_THREADS', 'torch threads',
                  f'torch {torch.__version__}', 'device'):
         assert part in line
+
+
+def test_stopwatch_splits_time_inside_and_outside_the_steps():
+    import time
+    w = common.Stopwatch()
+    w.before_train(None)
+    for _ in range(3):
+        time.sleep(0.01)  # outside: data loading, client bookkeeping
+        w.before_train_iter(None, 0)
+        time.sleep(0.02)  # inside: the step
+        w.after_train_iter(None, 0, {'data_samples': [0, 1]})
+    w.after_train(None)
+    assert w.images == 6 and w.iters == 3
+    assert 0.06 <= w.step_seconds < w.seconds
+    assert w.outside_seconds == pytest.approx(w.seconds - w.step_seconds)
+    assert w.outside_seconds >= 0.03
+
+
+def test_overhead_accounting_per_client_and_equal_step_ratio(monkeypatch):
+    monkeypatch.syspath_prepend(osp.join(ROOT, 'benchmarks'))
+    spec = importlib.util.spec_from_file_location(
+        'bench_federated_overhead',
+        osp.join(ROOT, 'benchmarks', 'bench_federated_overhead.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def watch(total, steps):
+        w = common.Stopwatch()
+        w.seconds, w.step_seconds = total, steps
+        return w
+
+    # pair 1: the federated steps ran slower (machine drift), its outside
+    # time is 1 s longer over 2 rounds x 100 clients: 5 ms a client
+    cen = [watch(12.0, 10.0), watch(13.0, 11.0)]
+    fed = [watch(15.0, 12.0), watch(14.0, 11.0)]
+    lines = bench.accounting(cen, fed, clients=100, rounds=2,
+                             orders=['AB', 'BA'])
+    assert '+5.00 ms a client' in lines[0]
+    assert 'equal-step ratio 0.929' in lines[0]  # (11 + 2) / (11 + 3)
+    assert lines[-1].startswith('federation cost outside the local steps')

@@ -255,6 +255,7 @@ class FederatedTrainLoop(BaseLoop):
         self.server.begin_round(round_idx, mine)
         self.model.train()
         self.trainer.round_errors = {}
+        self.trainer.begin_round(round_idx)
         if self.local_schedule is not None:
             self.local_schedule.begin_round(self.runner.param_schedulers)
         outcome = self.run_clients(round_idx, mine)

@@ -62,7 +62,7 @@ def test_running_sum_holds_one_tensor_per_key():
     for i in range(20):
         agg.add(i, _client([float(i)] * 3, [0.0, 0.0], 5), 1)
     # memory is one running sum, not one model per client
-    assert set(agg._sum) == {'w', 'bn.running_mean'}
+    assert set(agg.running_sums()) == {'w', 'bn.running_mean'}
     assert agg.num_clients == 20
 
 

@@ -71,7 +71,7 @@ def test_rejected_update_names_the_first_bad_key():
            'c': torch.tensor([float('inf'), 0.])}
     with pytest.raises(ClientUpdateRejected, match="'b' holds non-finite"):
         agg.add(0, bad, 1)
-    assert agg.num_clients == 0 and not agg._sum
+    assert agg.num_clients == 0 and not agg.running_sums()
 
 
 # ------------------------------------------------- fused copies and sums
@@ -122,8 +122,8 @@ def test_aggregation_stays_on_the_models_device(device):
         clients.append(c)
         agg.add(i, c, 10 * (i + 1))
     # the running sums live with the model, in float64
-    assert {t.device for t in agg._sum.values()} == {dev}
-    assert {t.dtype for t in agg._sum.values()} == {torch.float64}
+    assert {t.device for t in agg.running_sums().values()} == {dev}
+    assert {t.dtype for t in agg.running_sums().values()} == {torch.float64}
     new = agg.finalize()
     for k, v in new.items():
         assert v.device == dev and v.dtype == glob_state[k].dtype, k

@@ -5,8 +5,10 @@ from typing import Dict, List, Optional, Sequence, Set
 import torch
 
 from ..dist_utils import all_reduce_tensors
-from .update_checks import (check_update, check_weight, is_bn_stat_key,
-                            is_buffer_name)
+from .flat_sum import FlatWeightedSum, flat_all_finite
+from .update_checks import (all_finite, check_update, check_weight,
+                            is_bn_stat_key, is_buffer_name,
+                            reject_non_finite)
 
 #: State-dict keys that stay on the client unless a config says otherwise:
 #: the negative-key queues of MoCo/DenseCL/SwAV and their pointers are
@@ -18,9 +20,10 @@ DEFAULT_LOCAL_PATTERNS = (r'(^|\.)queue\d*$', r'(^|\.)queue\d*_ptr$',
 class BaseAggregator:
     """Aggregate client models as a running weighted sum of their updates.
 
-    Only the global model, the running sum (float64) and the server
-    optimizer's state live in memory: the memory does not grow with the
-    number of clients. Under torch.distributed every rank adds its own
+    Only the global model, the running sum (float64, on the model's device;
+    flat buffers, :class:`FlatWeightedSum`) and the server optimizer's
+    state live in memory: the memory does not grow with the number of
+    clients (a client's flattened copy is transient). Under torch.distributed every rank adds its own
     clients and :meth:`finalize` all-reduces the sums.
 
     What is exchanged is chosen by regular expressions over state-dict keys
@@ -77,6 +80,7 @@ class BaseAggregator:
         self._global: Dict[str, torch.Tensor] = {}
         self._export_ref: Dict[str, torch.Tensor] = {}
         self._sum: Dict[str, torch.Tensor] = {}
+        self._model_sum = FlatWeightedSum()
         self._int_max: Dict[str, torch.Tensor] = {}
         self._export_sum: Dict[str, torch.Tensor] = {}
         self._total_weight = 0.0
@@ -199,6 +203,9 @@ class BaseAggregator:
         self._total_weight = 0.0
         self._num_clients = 0
         self._kinds = None
+        self._model_sum.reset(
+            self._float_keys() if self._streams_models() else [],
+            self._global)
 
     def _key_kinds(self) -> tuple:
         """``(floating keys, other keys)`` of the round's global tensors,
@@ -245,12 +252,21 @@ class BaseAggregator:
         check_weight(client_id, num_samples)
         refs = dict(self._global)
         refs.update(self._export_ref)
+        streams = self._streams_models()
         update = check_update(client_id, state, refs, list(refs),
-                              self.check_finite)
-        self.admit(client_id, update, self.client_weight(num_samples))
+                              self.check_finite and not streams)
+        flats = None
+        if streams:  # flattened once: checked and summed from the copy
+            flats = self._model_sum.flatten(update)
+            if self.check_finite and not (
+                    all(flat_all_finite(f) for f in flats) and all_finite(
+                        [update[k] for k in self._export_ref])):
+                reject_non_finite(client_id, update, refs)
+        self.admit(client_id, update, self.client_weight(num_samples), flats)
 
     def admit(self, client_id: int, update: Dict[str, torch.Tensor],
-              weight: float) -> None:
+              weight: float,
+              flats: Optional[List[torch.Tensor]] = None) -> None:
         """Fold a checked update into every part of the round's state.
 
         The first step that can fail (e.g. a disk buffer write) runs first,
@@ -261,10 +277,15 @@ class BaseAggregator:
             update (dict[str, Tensor]): Checked tensors of the exchanged and
                 export-only keys.
             weight (float): The client's aggregation weight.
+            flats (list[Tensor], optional): The update's floating exchanged
+                tensors already flattened by the running sum (streaming
+                aggregators only). Defaults to None (flattened here).
         """
         floats = self._float_keys()
         if self._streams_models():
-            self._accumulate_model(update, floats, weight)
+            self._model_sum.add(
+                self._model_sum.flatten(update) if flats is None else flats,
+                weight)
         else:
             deltas = {
                 k: update[k].double() - self._global[k].double()
@@ -280,20 +301,13 @@ class BaseAggregator:
     def _streams_models(self) -> bool:
         """Whether the running sum is over models rather than deltas.
 
-        Summing the models themselves is one pass over the parameters per
-        client (no temporaries); the mean update is taken once at the end.
+        Summing the models themselves costs a client one flattening copy,
+        one finiteness reduction and one fused multiply-add
+        (:class:`FlatWeightedSum`); the mean update is taken once at the
+        end.
         Subclasses that override :meth:`_accumulate` receive deltas.
         """
         return type(self)._accumulate is BaseAggregator._accumulate
-
-    def _accumulate_model(self, state: Dict[str, torch.Tensor],
-                          keys: List[str], weight: float) -> None:
-        """Fold one client's model into the float64 weighted sum.
-
-        The sum lives on the device of the client's tensors (the model's):
-        no host round trip per client.
-        """
-        fold_weighted(self._sum, state, keys, weight)
 
     def _accumulate(self, client_id: int, deltas: Dict[str, torch.Tensor],
                     weight: float) -> None:
@@ -304,13 +318,26 @@ class BaseAggregator:
             else:
                 self._sum[k] = d.mul_(weight)
 
+    def running_sums(self) -> Dict[str, torch.Tensor]:
+        """This rank's float64 running sums of the round, per floating
+        exchanged key (weighted models when :meth:`_streams_models`, else
+        weighted deltas); empty before the first client."""
+        return self._model_sum.as_dict() if self._streams_models() \
+            else self._sum
+
     def _record_ints(self, client_id: int,
                      ints: Dict[str, torch.Tensor]) -> None:
         """Keep the running maximum of the integer tensors."""
-        for k, t in ints.items():
-            prev = self._int_max.get(k)
-            self._int_max[k] = t.clone() if prev is None else torch.maximum(
-                prev, t)
+        if not self._int_max:
+            self._int_max = {k: t.clone() for k, t in ints.items()}
+            return
+        keys = list(ints)
+        try:  # one fused call for every integer tensor
+            torch._foreach_maximum_([self._int_max[k] for k in keys],
+                                    [ints[k] for k in keys])
+        except (AttributeError, RuntimeError, TypeError):
+            for k in keys:
+                self._int_max[k] = torch.maximum(self._int_max[k], ints[k])
 
     def _accumulate_export(self, client_id: int,
                            values: Dict[str, torch.Tensor],
@@ -325,9 +352,10 @@ class BaseAggregator:
             dict[str, Tensor] or None: Mean float64 update per float key; None
             when no client of any rank contributed.
         """
+        running = self.running_sums()
         sums = {
-            k: self._sum.get(k, torch.zeros_like(self._global[k],
-                                                 dtype=torch.float64))
+            k: running.get(k, torch.zeros_like(self._global[k],
+                                               dtype=torch.float64))
             for k in self._float_keys()
         }
         sums['__weight__'] = torch.tensor([self._total_weight],

@@ -9,6 +9,8 @@ from typing import Dict, Iterable, List, Sequence
 
 import torch
 
+from .flat_sum import flat_all_finite, flatten_tensors
+
 
 #: Keys that are BatchNorm running statistics (averaged, never stepped).
 BN_STAT_PATTERN = r'(^|\.)running_(mean|var)$'
@@ -99,7 +101,9 @@ def check_update(client_id: int, state: Dict[str, torch.Tensor],
         check_finite (bool): Whether NaN/Inf are refused.
 
     Returns:
-        dict[str, Tensor]: The checked, detached tensors of ``keys``.
+        dict[str, Tensor]: The checked tensors of ``keys`` (detached where
+        grad mode is on; under ``torch.no_grad()`` a parameter is returned
+        as it is).
 
     Raises:
         ClientUpdateRejected: Naming the client and the first bad key.
@@ -111,32 +115,50 @@ def check_update(client_id: int, state: Dict[str, torch.Tensor],
         raise ClientUpdateRejected(
             f'client {client_id}: key {missing[0]!r} missing from its update'
             + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
+    detach = torch.is_grad_enabled()  # under no_grad nothing records
     for k in keys:  # shapes and kinds; finiteness below, in one pass
         value, ref = state[k], references[k]
         if torch.is_tensor(value) and value.dtype == ref.dtype and \
                 value.shape == ref.shape:  # the usual case, passes at once
-            out[k] = value.detach() if value.requires_grad else value
+            out[k] = value.detach() if detach and value.requires_grad \
+                else value
         else:
             out[k] = check_tensor(client_id, k, value, ref, False)
     if check_finite:
-        floats = [k for k in keys if out[k].is_floating_point()]
-        if not all_finite([out[k] for k in floats]):
-            for k in floats:  # the rare failure names the first bad key
-                check_tensor(client_id, k, out[k], references[k], True)
+        floats = [out[k] for k in keys if out[k].is_floating_point()]
+        if not all_finite(floats):
+            reject_non_finite(client_id, out, references)
     return out
+
+
+def reject_non_finite(client_id: int, update: Dict[str, torch.Tensor],
+                      references: Dict[str, torch.Tensor]) -> None:
+    """Name the first key of ``update`` holding NaN/Inf (once a fused check
+    has found one).
+
+    Args:
+        client_id (int): The client (for the message).
+        update (dict[str, Tensor]): Checked tensors, in key order.
+        references (dict[str, Tensor]): Global tensors of the same keys.
+
+    Raises:
+        ClientUpdateRejected: Naming the first non-finite key (or, should
+            every tensor be finite, the update as a whole).
+    """
+    for k, v in update.items():
+        if v.is_floating_point():
+            check_tensor(client_id, k, v, references[k], True)
+    raise ClientUpdateRejected(
+        f'client {client_id}: its update holds non-finite values')
 
 
 def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether every element of every (floating) tensor is finite.
 
-    Per device, one fused ``torch._foreach_norm`` over the float32/float64
-    tensors (NaN and Inf propagate into a norm, so a finite norm means a
-    finite tensor) and one host synchronisation. A norm can also be Inf by
-    overflow of finite values (float32 elements above ~1e19); only then,
-    and for the other floating dtypes (a float16/bfloat16 norm overflows
-    easily), one ``aminmax`` per tensor decides exactly (nothing can
-    overflow in it, no temporary the size of the tensor). A GPU is not
-    stalled once per tensor.
+    Per device and dtype, the tensors are flattened into one (a fused copy)
+    and checked by one reduction (:func:`flat_all_finite`: a sum, exact
+    extremes only when the sum is not finite): a few kernels and one host
+    synchronisation per device instead of one per tensor.
 
     Args:
         tensors (Sequence[Tensor]): Floating tensors, any devices.
@@ -144,35 +166,9 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     Returns:
         bool: True when no element is NaN or Inf.
     """
-    by_device: Dict[torch.device, List[torch.Tensor]] = {}
+    groups: Dict[tuple, List[torch.Tensor]] = {}
     for t in tensors:
         if t.numel() > 0:
-            by_device.setdefault(t.device, []).append(t)
-    for group in by_device.values():
-        wide = [t for t in group if t.dtype in _NORM_DTYPES]
-        exact = [t for t in group if t.dtype not in _NORM_DTYPES]
-        if wide and not _norms_finite(wide):
-            exact += wide  # a bad element or an overflow: decide exactly
-        if exact and not _extremes_finite(exact):
-            return False
-    return True
-
-
-#: Dtypes whose 2-norm is checked first (an overflow there needs elements
-#: far beyond any trained weight).
-_NORM_DTYPES = (torch.float32, torch.float64)
-
-
-def _norms_finite(tensors: List[torch.Tensor]) -> bool:
-    """Whether the 2-norm of every tensor (one device) is finite."""
-    if hasattr(torch, '_foreach_norm'):
-        norms = torch._foreach_norm(tensors)
-    else:  # older torch: one reduction per tensor
-        norms = [torch.linalg.vector_norm(t) for t in tensors]
-    return bool(torch.stack(norms).isfinite().all())
-
-
-def _extremes_finite(tensors: List[torch.Tensor]) -> bool:
-    """Whether every element is finite, exactly (one device)."""
-    extremes = [m for t in tensors for m in torch.aminmax(t)]
-    return bool(torch.stack(extremes).isfinite().all())
+            groups.setdefault((t.device, t.dtype), []).append(t)
+    return all(
+        flat_all_finite(flatten_tensors(group)) for group in groups.values())

@@ -10,6 +10,7 @@ from decssl_mm.registry import CLIENT_TRAINERS
 from decssl_mm.utils.rng import seed_all
 from ..client_isolation import client_local_ops
 from ..round_data import ClientSlice, client_loader
+from ..state_view import ModelStateView
 
 StateDict = Dict[str, torch.Tensor]
 OPTIMIZER_POLICIES = ('reset', 'keep')
@@ -69,12 +70,30 @@ class ClientTrainer:
         self.optimizer_policy = optimizer_policy
         self.retries = int(retries)
         self.loop = None
+        self.state_view: Optional[ModelStateView] = None
         #: ``client -> last error`` of this rank's failed clients this round
         self.round_errors: Dict[int, str] = {}
 
     def setup(self, loop) -> None:
         """Attach to the loop (model, runner, server, store, dataloader)."""
         self.loop = loop
+
+    def begin_round(self, round_idx: int) -> None:
+        """A round starts: index the working model's state anew (see
+        :class:`ModelStateView`; a model changed between rounds is read
+        as it is now)."""
+        if self.state_view is None or self.state_view.module is not \
+                self.model:
+            self.state_view = ModelStateView(self.model)
+        else:
+            self.state_view.refresh()
+
+    def model_state(self) -> StateDict:
+        """The working model's state-dict tensors (not detached: read them
+        under ``torch.no_grad()``)."""
+        if self.state_view is None:
+            self.begin_round(-1)
+        return self.state_view.tensors()
 
     @property
     def model(self) -> torch.nn.Module:
@@ -137,11 +156,13 @@ class ClientTrainer:
         for data_batch in data:
             loop.run_iter(batch_idx, data_batch)
             batch_idx += 1
-        state = self.model.state_dict()
-        loop.server.add(client_id, *self.upload(
-            client_id, state, int(loop.client_sizes[client_id])))
+        with torch.no_grad():
+            state = self.model_state()
+            loop.server.add(client_id, *self.upload(
+                client_id, state, int(loop.client_sizes[client_id])))
         try:
-            local = self.local_state(client_id, state)
+            with torch.no_grad():
+                local = self.local_state(client_id, state)
             if not loop.store.needs_save(client_id, local):
                 return batch_idx, False
             loop.store.save(client_id, local, round_idx)
@@ -175,8 +196,8 @@ class ClientTrainer:
         """Load the start weights and the client's local state in place."""
         saved = self.loop.store.load(client_id)
         start = self.start_weights(client_id, saved)
-        sd = self.model.state_dict()
         with torch.no_grad():
+            sd = self.model_state()
             copy_state(sd, start)
             if saved is not None:
                 for k, t in saved.get('local', {}).items():
