@@ -163,3 +163,16 @@ def test_state_view_falls_back_where_a_module_customises_its_state():
     m = nn.Sequential(Extra(2, 2))
     view = ModelStateView(m)
     assert not view.exact and '0._extra_state' in view.tensors()
+
+
+def test_folding_a_float64_model_leaves_its_tensors_alone():
+    # a float64 client tensor is not converted by .double(): the first fold
+    # must copy it before scaling, or the live model would be scaled
+    from decssl_mm.federated.aggregators.base_aggregator import fold_weighted
+    v = {'bn.running_mean': torch.ones(2, dtype=torch.float64)}
+    sums = {}
+    fold_weighted(sums, v, ['bn.running_mean'], 4.0)
+    assert torch.equal(v['bn.running_mean'], torch.ones(2,
+                                                        dtype=torch.float64))
+    assert torch.equal(sums['bn.running_mean'], torch.full(
+        (2,), 4.0, dtype=torch.float64))

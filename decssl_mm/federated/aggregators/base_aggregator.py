@@ -483,7 +483,7 @@ def fold_weighted(sums: Dict[str, torch.Tensor],
     """
     fresh = {k for k in keys if k not in sums}
     for k in fresh:
-        sums[k] = values[k].double().mul_(weight)
+        sums[k] = values[k].to(torch.float64, copy=True).mul_(weight)
     rest = [k for k in keys if k not in fresh]
     if rest:
         torch._foreach_add_([sums[k] for k in rest],
