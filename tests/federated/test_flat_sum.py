@@ -21,17 +21,20 @@ def _values(seed: int) -> dict:
     }
 
 
-def test_flat_sum_equals_per_tensor_float64_sums_bitwise():
+@pytest.mark.parametrize('chunk', [2**22, 40, 1])
+def test_flat_sum_equals_per_tensor_float64_sums_bitwise(chunk):
+    # one chunk (packed once), several chunks (a key larger than a chunk is
+    # read in place), a cast buffer smaller than the values
     refs = _values(0)
-    acc = FlatWeightedSum(list(refs), refs)
+    acc = FlatWeightedSum(list(refs), refs, chunk_numel=chunk, cast_numel=7)
     assert acc.empty and acc.as_dict() == {}
     expect = {}
     for i in range(4):
         v, w = _values(i + 1), float(3 * i + 2)
-        acc.add(acc.flatten(v), w)
+        assert acc.fold(v, w)
         for k, t in v.items():
             if k in expect:
-                expect[k].add_(t, alpha=w)
+                expect[k].add_(t.double(), alpha=w)
             else:
                 expect[k] = t.double() * w
     got = acc.as_dict()
@@ -41,12 +44,42 @@ def test_flat_sum_equals_per_tensor_float64_sums_bitwise():
         assert torch.equal(got[k], expect[k]), k
 
 
+@pytest.mark.parametrize('chunk', [2**22, 40])
+def test_a_non_finite_update_adds_nothing(chunk):
+    refs = _values(0)
+    acc = FlatWeightedSum(list(refs), refs, chunk_numel=chunk)
+    assert acc.fold(_values(1), 2.0)
+    before = {k: v.clone() for k, v in acc.as_dict().items()}
+    bad = _values(2)
+    bad['bias'][3] = float('nan')  # in the last chunk: earlier ones pass
+    assert not acc.fold(bad, 5.0)
+    for k, v in acc.as_dict().items():
+        assert torch.equal(v, before[k]), k
+    # unchecked, it is added (the caller checked elsewhere)
+    assert acc.fold(bad, 5.0, check_finite=False)
+    assert torch.isnan(acc.as_dict()['bias']).any()
+
+
+def test_packing_buffers_are_kept_across_clients_and_rounds():
+    refs = _values(0)
+    acc = FlatWeightedSum(list(refs), refs)
+    acc.fold(_values(1), 1.0)
+    bufs = [g._pack_buf for g in acc._groups]
+    # float32 (two keys) packed; float16 (one key) read in place
+    assert [b is not None for b in bufs] == [True, False]
+    acc.fold(_values(2), 1.0)
+    acc.reset(list(refs), refs)  # a new round, same layout
+    acc.fold(_values(3), 1.0)
+    assert acc._groups[0]._pack_buf is bufs[0]
+    assert torch.equal(acc.as_dict()['bias'], _values(3)['bias'].double())
+
+
 def test_flat_sum_does_not_touch_the_values_it_folds():
     refs = {'a': torch.zeros(3, dtype=torch.float64)}
     acc = FlatWeightedSum(['a'], refs)
     v = {'a': torch.ones(3, dtype=torch.float64)}
-    acc.add(acc.flatten(v), 5.0)
-    acc.add(acc.flatten(v), 5.0)
+    acc.fold(v, 5.0)
+    acc.fold(v, 5.0)
     assert torch.equal(v['a'], torch.ones(3, dtype=torch.float64))
     assert torch.equal(acc.as_dict()['a'], torch.full((3,), 10.0,
                                                       dtype=torch.float64))

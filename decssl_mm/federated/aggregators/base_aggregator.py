@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence, Set
 import torch
 
 from ..dist_utils import all_reduce_tensors
-from .flat_sum import FlatWeightedSum, flat_all_finite
+from .flat_sum import FlatWeightedSum
 from .update_checks import (all_finite, check_update, check_weight,
                             is_bn_stat_key, is_buffer_name,
                             reject_non_finite)
@@ -21,10 +21,11 @@ class BaseAggregator:
     """Aggregate client models as a running weighted sum of their updates.
 
     Only the global model, the running sum (float64, on the model's device;
-    flat buffers, :class:`FlatWeightedSum`) and the server optimizer's
-    state live in memory: the memory does not grow with the number of
-    clients (a client's flattened copy is transient). Under torch.distributed every rank adds its own
-    clients and :meth:`finalize` all-reduces the sums.
+    flat buffers, :class:`FlatWeightedSum`, with a packing buffer of at
+    most a few MB per dtype) and the server optimizer's state live in
+    memory: the memory does not grow with the number of clients. Under
+    torch.distributed every rank adds its own clients and :meth:`finalize`
+    all-reduces the sums.
 
     What is exchanged is chosen by regular expressions over state-dict keys
     (``re.search``): a key is exchanged when it matches one of ``include``
@@ -255,18 +256,17 @@ class BaseAggregator:
         streams = self._streams_models()
         update = check_update(client_id, state, refs, list(refs),
                               self.check_finite and not streams)
-        flats = None
-        if streams:  # flattened once: checked and summed from the copy
-            flats = self._model_sum.flatten(update)
-            if self.check_finite and not (
-                    all(flat_all_finite(f) for f in flats) and all_finite(
-                        [update[k] for k in self._export_ref])):
+        weight = self.client_weight(num_samples)
+        if streams:  # the model's floats are checked as they are folded
+            if self.check_finite and not all_finite(
+                    [update[k] for k in self._export_ref]):
                 reject_non_finite(client_id, update, refs)
-        self.admit(client_id, update, self.client_weight(num_samples), flats)
+            if not self._model_sum.fold(update, weight, self.check_finite):
+                reject_non_finite(client_id, update, refs)
+        self.admit(client_id, update, weight, folded=streams)
 
     def admit(self, client_id: int, update: Dict[str, torch.Tensor],
-              weight: float,
-              flats: Optional[List[torch.Tensor]] = None) -> None:
+              weight: float, folded: bool = False) -> None:
         """Fold a checked update into every part of the round's state.
 
         The first step that can fail (e.g. a disk buffer write) runs first,
@@ -277,15 +277,14 @@ class BaseAggregator:
             update (dict[str, Tensor]): Checked tensors of the exchanged and
                 export-only keys.
             weight (float): The client's aggregation weight.
-            flats (list[Tensor], optional): The update's floating exchanged
-                tensors already flattened by the running sum (streaming
-                aggregators only). Defaults to None (flattened here).
+            folded (bool): Whether the floating exchanged tensors are
+                already in the running sum of models (:meth:`add` folds
+                them while checking them). Defaults to False.
         """
         floats = self._float_keys()
         if self._streams_models():
-            self._model_sum.add(
-                self._model_sum.flatten(update) if flats is None else flats,
-                weight)
+            if not folded:
+                self._model_sum.fold(update, weight, check_finite=False)
         else:
             deltas = {
                 k: update[k].double() - self._global[k].double()
@@ -301,8 +300,8 @@ class BaseAggregator:
     def _streams_models(self) -> bool:
         """Whether the running sum is over models rather than deltas.
 
-        Summing the models themselves costs a client one flattening copy,
-        one finiteness reduction and one fused multiply-add
+        Summing the models themselves costs a client one packing copy,
+        one finiteness reduction and one multiply-add over flat buffers
         (:class:`FlatWeightedSum`); the mean update is taken once at the
         end.
         Subclasses that override :meth:`_accumulate` receive deltas.
