@@ -21,12 +21,12 @@ def _values(seed: int) -> dict:
     }
 
 
-@pytest.mark.parametrize('chunk', [2**22, 40, 1])
-def test_flat_sum_equals_per_tensor_float64_sums_bitwise(chunk):
-    # one chunk (packed once), several chunks (a key larger than a chunk is
-    # read in place), a cast buffer smaller than the values
+@pytest.mark.parametrize('pack', [2**22, 40])
+def test_flat_sum_equals_per_tensor_float64_sums_bitwise(pack):
+    # packed, and tensor by tensor (the float32 buffer is above pack=40);
+    # a cast buffer smaller than the values
     refs = _values(0)
-    acc = FlatWeightedSum(list(refs), refs, chunk_numel=chunk, cast_numel=7)
+    acc = FlatWeightedSum(list(refs), refs, pack_numel=pack, cast_numel=7)
     assert acc.empty and acc.as_dict() == {}
     expect = {}
     for i in range(4):
@@ -44,14 +44,14 @@ def test_flat_sum_equals_per_tensor_float64_sums_bitwise(chunk):
         assert torch.equal(got[k], expect[k]), k
 
 
-@pytest.mark.parametrize('chunk', [2**22, 40])
-def test_a_non_finite_update_adds_nothing(chunk):
+@pytest.mark.parametrize('pack', [2**22, 40])
+def test_a_non_finite_update_adds_nothing(pack):
     refs = _values(0)
-    acc = FlatWeightedSum(list(refs), refs, chunk_numel=chunk)
+    acc = FlatWeightedSum(list(refs), refs, pack_numel=pack)
     assert acc.fold(_values(1), 2.0)
     before = {k: v.clone() for k, v in acc.as_dict().items()}
     bad = _values(2)
-    bad['bias'][3] = float('nan')  # in the last chunk: earlier ones pass
+    bad['bias'][3] = float('nan')  # the last key: earlier ones pass
     assert not acc.fold(bad, 5.0)
     for k, v in acc.as_dict().items():
         assert torch.equal(v, before[k]), k
@@ -209,3 +209,13 @@ def test_folding_a_float64_model_leaves_its_tensors_alone():
                                                         dtype=torch.float64))
     assert torch.equal(sums['bn.running_mean'], torch.full(
         (2,), 4.0, dtype=torch.float64))
+
+
+def test_per_tensor_finiteness_is_exact_despite_norm_overflow():
+    from decssl_mm.federated.aggregators.flat_sum import tensors_all_finite
+    huge = [torch.full((4,), 1e30), torch.zeros(3).half()]  # norm: inf
+    assert tensors_all_finite(huge)
+    huge[1][0] = float('inf')
+    assert not tensors_all_finite(huge)
+    assert not tensors_all_finite([torch.tensor([0., float('nan')])])
+    assert tensors_all_finite([])

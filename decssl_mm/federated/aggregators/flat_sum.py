@@ -9,10 +9,13 @@ kernels a client whatever the number of tensors.
 
 On the CPU two more costs show at full model size: a fresh tensor of tens
 of MB is new memory from the system every time (page faults: ~80 ms to
-flatten a 23 M-value model into a new tensor, ~20 ms into a kept one), and
-adding a float32 tensor to a float64 one casts element by element (~170 ms
-for 23 M values, ~35 ms through a float64 buffer of a few MB). So the
-buffers are kept between clients and large models are folded in chunks.
+flatten a 20 M-value model into a new tensor, ~20 ms into a kept one), and
+a plain ``add_`` of a float32 tensor to a float64 one is slow (~180 ms for
+23 M values, ~35 ms cast through a float64 buffer of 2 MB). So the packing
+buffer is kept between clients, the cast goes through a small kept
+buffer, and a large model (where one kernel per tensor costs nothing next
+to the data) is not packed at all: checked by one fused norm and added
+tensor by tensor.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -76,29 +79,30 @@ class FlatWeightedSum:
 
     The layout (which keys share a buffer: one per device and dtype of the
     reference tensors) is fixed by :meth:`reset`; the buffers live on the
-    references' devices, so a model on a GPU is summed on the GPU. A
-    buffer's keys are packed ``chunk_numel`` values at a time (a tensor
-    larger than that is a chunk of its own, read in place) into a packing
-    buffer that is kept between clients; a model within one chunk is
-    packed once per client, a larger one twice (once to check it, once to
-    add it: nothing is added before the whole update is checked). Extra
-    memory: one chunk in the model's dtype and ``cast_numel`` float64
-    values per buffer, whatever the model's size.
+    references' devices, so a model on a GPU is summed on the GPU. A buffer
+    of at most ``pack_numel`` values is fed by packing the client's tensors
+    into a kept buffer (one fused copy), checked by one sum; a larger one
+    (where per-tensor kernels cost nothing next to the data) is checked by
+    one fused norm and added tensor by tensor, without a packed copy.
+    Either way nothing is added before the whole update is checked.
+    Extra memory: the packing buffer (at most ``pack_numel`` values in the
+    model's dtype) and ``cast_numel`` float64 values per buffer.
 
     Args:
         keys (Sequence[str]): Keys summed, in order.
         references (dict[str, Tensor]): Tensors giving each key's shape,
             dtype and device (e.g. the round's global model).
-        chunk_numel (int): Values packed at once. Defaults to ``2**22``.
+        pack_numel (int): Largest buffer that is packed. Defaults to
+            ``2**22``.
         cast_numel (int): Values cast to float64 at once. Defaults to
             ``2**18``.
     """
 
     def __init__(self, keys: Sequence[str] = (),
                  references: Optional[StateDict] = None,
-                 chunk_numel: int = 2**22,
+                 pack_numel: int = 2**22,
                  cast_numel: int = 2**18) -> None:
-        self.chunk_numel = int(chunk_numel)
+        self.pack_numel = int(pack_numel)
         self.cast_numel = int(cast_numel)
         self._groups: List[_Group] = []
         self.reset(keys, references or {})
@@ -117,7 +121,7 @@ class FlatWeightedSum:
         self._groups = []
         for (device, dtype), group in by_kind.items():
             shapes = [references[k].shape for k in group]
-            g = _Group(device, dtype, group, shapes, self.chunk_numel)
+            g = _Group(device, dtype, group, shapes, self.pack_numel)
             self._groups.append(old.get(g.signature, g))
         self._sums: Optional[List[torch.Tensor]] = None
 
@@ -140,35 +144,33 @@ class FlatWeightedSum:
         Returns:
             bool: False when the update holds NaN/Inf (nothing was added).
         """
-        single = all(len(g.chunks) == 1 for g in self._groups)
-        packed = None
-        if check_finite:
-            packed = [] if single else None
-            for g in self._groups:
-                for chunk in g.chunks:
-                    piece = g.pack(chunk, values)
-                    if not flat_all_finite(piece):
-                        return False
-                    if single:
-                        packed.append(piece)
+        parts = []
+        for g in self._groups:
+            srcs = g.sources(values)
+            piece = g.pack(srcs) if g.packed else None
+            if check_finite and not (
+                    flat_all_finite(piece) if piece is not None else
+                    tensors_all_finite(srcs)):
+                return False
+            parts.append((srcs, piece))
         if self._sums is None:
             self._sums = [
                 torch.zeros(g.numel, dtype=torch.float64, device=g.device)
                 for g in self._groups
             ]
-        i = 0
-        for g, total in zip(self._groups, self._sums):
-            for chunk in g.chunks:
-                piece = packed[i] if packed else g.pack(chunk, values)
-                i += 1
-                self._add_cast(total[chunk.start:chunk.stop], piece, weight,
-                               g)
+        for g, total, (srcs, piece) in zip(self._groups, self._sums, parts):
+            if piece is not None:
+                self._add_cast(total, piece, weight, g)
+                continue
+            for t, (o, shape) in zip(srcs, g.offsets):
+                self._add_cast(total[o:o + shape.numel()], t.reshape(-1),
+                               weight, g)
         return True
 
     def _add_cast(self, dst: torch.Tensor, piece: torch.Tensor,
                   weight: float, group: '_Group') -> None:
         """``dst += weight * piece`` in float64, casting through a small
-        kept buffer (a mixed-dtype add casts element by element)."""
+        kept buffer."""
         if piece.dtype == torch.float64:
             dst.add_(piece, alpha=weight)
             return
@@ -193,68 +195,49 @@ class FlatWeightedSum:
         return {k: views[k] for k in self.keys}
 
 
-class _Chunk:
-    """A run of a group's keys packed together: flat range and views."""
-
-    def __init__(self, keys: List[str], start: int, stop: int) -> None:
-        self.keys = keys
-        self.start = start
-        self.stop = stop
-        self.views: Optional[List[torch.Tensor]] = None  # into the buffer
-
-
 class _Group:
-    """The keys of one device and dtype: offsets, chunks, kept buffers."""
+    """The keys of one device and dtype: offsets and kept buffers."""
 
     def __init__(self, device: torch.device, dtype: torch.dtype,
                  keys: List[str], shapes: List[torch.Size],
-                 chunk_numel: int) -> None:
+                 pack_numel: int) -> None:
         self.device = device
         self.dtype = dtype
         self.keys = keys
         self.offsets: List[Tuple[int, torch.Size]] = []
-        self.chunks: List[_Chunk] = []
-        offset, run, run_start = 0, [], 0
-        for k, shape in zip(keys, shapes):
-            n = shape.numel()
-            if run and offset + n - run_start > chunk_numel:
-                self.chunks.append(_Chunk(run, run_start, offset))
-                run, run_start = [], offset
-            run.append(k)
+        offset = 0
+        for shape in shapes:
             self.offsets.append((offset, shape))
-            offset += n
-        if run:
-            self.chunks.append(_Chunk(run, run_start, offset))
+            offset += shape.numel()
         self.numel = offset
-        self.shapes = dict(zip(keys, shapes))
+        self.packed = offset <= pack_numel
         self.signature = (device, dtype, tuple(keys),
-                          tuple(tuple(s) for s in shapes), chunk_numel)
+                          tuple(tuple(s) for s in shapes), self.packed)
+        self._pack_views: Optional[List[torch.Tensor]] = None
         self._pack_buf: Optional[torch.Tensor] = None
         self._cast_buf: Optional[torch.Tensor] = None
 
-    def pack(self, chunk: _Chunk, values: StateDict) -> torch.Tensor:
-        """The chunk's values as one flat tensor of the group's dtype."""
-        srcs = [values[k] for k in chunk.keys]
+    def sources(self, values: StateDict) -> List[torch.Tensor]:
+        """The group's tensors of ``values``, on the group's device."""
+        srcs = [values[k] for k in self.keys]
         if any(t.device != self.device for t in srcs):
             srcs = [t.to(self.device) for t in srcs]
-        if len(srcs) == 1 and srcs[0].dtype == self.dtype:
-            return srcs[0].reshape(-1)  # a large tensor: read in place
-        if chunk.views is None:
-            size = max(c.stop - c.start for c in self.chunks)
-            if self._pack_buf is None or self._pack_buf.numel() < size:
-                self._pack_buf = torch.empty(size, dtype=self.dtype,
-                                             device=self.device)
-            chunk.views = [
-                self._pack_buf[o - chunk.start:o - chunk.start +
-                               self.shapes[k].numel()].view(self.shapes[k])
-                for k, (o, _) in zip(chunk.keys, self._chunk_offsets(chunk))
-            ]
-        copy_into_views(chunk.views, srcs)
-        return self._pack_buf[:chunk.stop - chunk.start]
+        return srcs
 
-    def _chunk_offsets(self, chunk: _Chunk) -> List[Tuple[int, torch.Size]]:
-        first = self.keys.index(chunk.keys[0])
-        return self.offsets[first:first + len(chunk.keys)]
+    def pack(self, srcs: List[torch.Tensor]) -> torch.Tensor:
+        """``srcs`` as one flat tensor of the group's dtype (kept buffer;
+        a single tensor of the group's dtype is read in place)."""
+        if len(srcs) == 1 and srcs[0].dtype == self.dtype:
+            return srcs[0].reshape(-1)
+        if self._pack_views is None:
+            self._pack_buf = torch.empty(self.numel, dtype=self.dtype,
+                                         device=self.device)
+            self._pack_views = [
+                self._pack_buf[o:o + shape.numel()].view(shape)
+                for o, shape in self.offsets
+            ]
+        copy_into_views(self._pack_views, srcs)
+        return self._pack_buf
 
     def cast_buffer(self, n: int) -> torch.Tensor:
         """A kept float64 buffer of at least ``n`` values."""
@@ -262,6 +245,31 @@ class _Group:
             self._cast_buf = torch.empty(n, dtype=torch.float64,
                                          device=self.device)
         return self._cast_buf
+
+
+def tensors_all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether every element of ``tensors`` (one device) is finite.
+
+    One fused ``torch._foreach_norm`` where torch has it (NaN and Inf
+    propagate into a norm); only when a norm is not finite (a bad element,
+    or an overflow of huge finite values) or the dtype is not float32/64
+    does one ``aminmax`` per tensor decide exactly.
+
+    Args:
+        tensors (Sequence[Tensor]): Floating tensors on one device.
+
+    Returns:
+        bool: True when no element is NaN or Inf.
+    """
+    ts = [t for t in tensors if t.numel() > 0]
+    if not ts:
+        return True
+    if all(t.dtype in (torch.float32, torch.float64) for t in ts):
+        norms = torch._foreach_norm(ts) if hasattr(
+            torch, '_foreach_norm') else [t.norm() for t in ts]
+        if bool(torch.stack(norms).isfinite().all()):
+            return True
+    return all(flat_all_finite(t.reshape(-1)) for t in ts)
 
 
 def copy_into_views(dst: List[torch.Tensor],
