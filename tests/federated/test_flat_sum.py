@@ -219,3 +219,13 @@ def test_per_tensor_finiteness_is_exact_despite_norm_overflow():
     assert not tensors_all_finite(huge)
     assert not tensors_all_finite([torch.tensor([0., float('nan')])])
     assert tensors_all_finite([])
+
+
+def test_group_finiteness_same_verdict_packed_or_by_norm():
+    from decssl_mm.federated.aggregators.flat_sum import group_all_finite
+    ts = [torch.randn(5), torch.full((3,), 1e30)]
+    for pack in (2**22, 1):  # flattened and summed; one norm per tensor
+        assert group_all_finite(ts, pack)
+        bad = [t.clone() for t in ts]
+        bad[0][2] = float('nan')
+        assert not group_all_finite(bad, pack)

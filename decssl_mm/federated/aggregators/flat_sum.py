@@ -272,6 +272,17 @@ def tensors_all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     return all(flat_all_finite(t.reshape(-1)) for t in ts)
 
 
+def group_all_finite(tensors: Sequence[torch.Tensor],
+                     pack_numel: int = 2**22) -> bool:
+    """Whether every element of ``tensors`` (one device and dtype) is
+    finite: flattened and summed once when they hold at most ``pack_numel``
+    values (:func:`flat_all_finite`), one fused norm otherwise
+    (:func:`tensors_all_finite`; no model-sized copy)."""
+    if sum(t.numel() for t in tensors) <= pack_numel:
+        return flat_all_finite(flatten_tensors(tensors))
+    return tensors_all_finite(tensors)
+
+
 def copy_into_views(dst: List[torch.Tensor],
                     src: List[torch.Tensor]) -> None:
     """``dst[i].copy_(src[i])`` for all ``i``, one fused call where torch

@@ -9,7 +9,7 @@ from typing import Dict, Iterable, List, Sequence
 
 import torch
 
-from .flat_sum import flat_all_finite, flatten_tensors
+from .flat_sum import group_all_finite
 
 
 #: Keys that are BatchNorm running statistics (averaged, never stepped).
@@ -155,9 +155,10 @@ def reject_non_finite(client_id: int, update: Dict[str, torch.Tensor],
 def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether every element of every (floating) tensor is finite.
 
-    Per device and dtype, the tensors are flattened into one (a fused copy)
-    and checked by one reduction (:func:`flat_all_finite`: a sum, exact
-    extremes only when the sum is not finite): a few kernels and one host
+    Per device and dtype, :func:`group_all_finite`: the tensors of a small
+    model are flattened into one (a fused copy) and summed once, those of a
+    large one checked by one fused norm; exact either way (a non-finite sum
+    or norm is decided by ``aminmax``), with a few kernels and one host
     synchronisation per device instead of one per tensor.
 
     Args:
@@ -170,5 +171,4 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     for t in tensors:
         if t.numel() > 0:
             groups.setdefault((t.device, t.dtype), []).append(t)
-    return all(
-        flat_all_finite(flatten_tensors(group)) for group in groups.values())
+    return all(group_all_finite(group) for group in groups.values())
