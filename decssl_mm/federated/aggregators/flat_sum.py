@@ -24,6 +24,10 @@ import torch
 
 StateDict = Dict[str, torch.Tensor]
 
+#: Values of one device and dtype up to which tensors are packed into one
+#: (a fused copy, one sum); above it one fused norm reads them in place.
+PACK_NUMEL = 2**22
+
 
 def flatten_tensors(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """One 1-D tensor holding ``tensors`` (one device) in order.
@@ -93,14 +97,14 @@ class FlatWeightedSum:
         references (dict[str, Tensor]): Tensors giving each key's shape,
             dtype and device (e.g. the round's global model).
         pack_numel (int): Largest buffer that is packed. Defaults to
-            ``2**22``.
+            :data:`PACK_NUMEL`.
         cast_numel (int): Values cast to float64 at once. Defaults to
             ``2**18``.
     """
 
     def __init__(self, keys: Sequence[str] = (),
                  references: Optional[StateDict] = None,
-                 pack_numel: int = 2**22,
+                 pack_numel: int = PACK_NUMEL,
                  cast_numel: int = 2**18) -> None:
         self.pack_numel = int(pack_numel)
         self.cast_numel = int(cast_numel)
@@ -273,7 +277,7 @@ def tensors_all_finite(tensors: Sequence[torch.Tensor]) -> bool:
 
 
 def group_all_finite(tensors: Sequence[torch.Tensor],
-                     pack_numel: int = 2**22) -> bool:
+                     pack_numel: int = PACK_NUMEL) -> bool:
     """Whether every element of ``tensors`` (one device and dtype) is
     finite: flattened and summed once when they hold at most ``pack_numel``
     values (:func:`flat_all_finite`), one fused norm otherwise
