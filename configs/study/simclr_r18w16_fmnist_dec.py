@@ -14,3 +14,5 @@ rounds = {{_base_.study_rounds}}
 train_cfg = {{_base_.study_train_cfg}}
 param_scheduler = {{_base_.study_param_scheduler}}
 default_hooks = {{_base_.study_default_hooks}}
+optim_wrapper = {{_base_.study_optim_wrapper}}
+custom_hooks = {{_base_.study_custom_hooks}}

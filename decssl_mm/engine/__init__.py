@@ -4,9 +4,11 @@ from .atomic_local_backend import ATOMIC_LOCAL_BACKEND, AtomicLocalBackend
 from .checkpoint_loader import (SAFE_CHECKPOINT_LOADERS,
                                 register_safe_checkpoint_loaders)
 from .hooks import AtomicCheckpointHook, ChannelsLastHook
+from .optim_wrappers import AutocastOptimWrapper
 
 __all__ = [
     'ATOMIC_LOCAL_BACKEND', 'AtomicLocalBackend', 'AtomicCheckpointHook',
+    'AutocastOptimWrapper',
     'ChannelsLastHook', 'SAFE_CHECKPOINT_LOADERS',
     'register_safe_checkpoint_loaders'
 ]

@@ -225,6 +225,17 @@ def plan(args: argparse.Namespace) -> List[Point]:
     return points
 
 
+def precision_of(cfg: Any) -> str:
+    """``'bf16'``/``'fp16'`` for an autocast optimizer wrapper, else
+    ``'fp32'`` (the precision of the local steps' forward and backward)."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if not str(wrapper.get('type', '')).endswith(
+            ('AutocastOptimWrapper', 'AmpOptimWrapper')):
+        return 'fp32'
+    dtype = str(wrapper.get('dtype') or 'float16')
+    return 'bf16' if 'bf' in dtype else 'fp16'
+
+
 def derived_fields(cfg: Any) -> dict:
     """Fields of the merged config that plots group by."""
     model = cfg.get('model') or {}
@@ -265,6 +276,9 @@ def derived_fields(cfg: Any) -> dict:
         width=get_key(cfg, 'model.backbone.base_channels',
                       get_key(cfg, 'model.algorithm.backbone.base_channels',
                               None)),
+        precision=precision_of(cfg),
+        weighting=(tcfg.get('aggregator') or {}).get('weighting')
+        if agg is not None else None,
     )
     if 'rounds' in tcfg and tcfg.get('participation') is None and \
             tcfg.get('clients_per_round') is None:

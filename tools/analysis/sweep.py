@@ -79,6 +79,7 @@ The grid, planning, run and results logic lives in :mod:`decssl_mm.study`;
 the evaluation in :mod:`decssl_mm.evaluation`.
 """
 import argparse
+import datetime
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -208,6 +209,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    'the random-initialisation floor')
     p.add_argument('--dry-run', action='store_true',
                    help='print the planned runs and overrides; run nothing')
+    p.add_argument('--deadline', type=parse_deadline, default=None,
+                   help='wall-clock time (HH:MM today, or an ISO date-time) '
+                   'by which the sweep must be done: a point is started '
+                   'only if --run-minutes remain before it; the others are '
+                   'left for a later call (the sweep resumes)')
+    p.add_argument('--run-minutes', type=float, default=30.0,
+                   help='minutes one point may take, for --deadline '
+                   '(default 30)')
     args = p.parse_args(argv)
     bad = [e for e in args.eval if e not in EVALS]
     if bad:
@@ -231,6 +240,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.results = osp.abspath(args.results or osp.join(args.work_dir,
                                                         'results.jsonl'))
     return args
+
+
+def parse_deadline(text: str) -> datetime.datetime:
+    """``HH:MM`` (today, local time) or an ISO date-time."""
+    try:
+        if len(text) <= 5 and ':' in text:
+            hour, minute = (int(v) for v in text.split(':'))
+            return datetime.datetime.now().replace(
+                hour=hour, minute=minute, second=0, microsecond=0)
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'--deadline: expected HH:MM or an ISO date-time, got {text!r}')
+
+
+def starts_in_time(deadline: Optional[datetime.datetime],
+                   run_minutes: float) -> bool:
+    """Whether a point of ``run_minutes`` ends before ``deadline``."""
+    if deadline is None:
+        return True
+    left = (deadline - datetime.datetime.now()).total_seconds() / 60
+    return left >= run_minutes
 
 
 def warn_mixed_versions(path: str) -> None:
@@ -274,6 +305,11 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         head = f'[{p.index + 1}/{n}] {p.method} {grid} seed={p.seed}'
         if p.key in done:
             print(f'{head}: finished earlier, skipped', flush=True)
+            continue
+        if not starts_in_time(args.deadline, args.run_minutes):
+            print(f'{head}: not started: fewer than {args.run_minutes:g} '
+                  f'minutes left before the deadline '
+                  f'{args.deadline:%Y-%m-%d %H:%M}', flush=True)
             continue
         print(f'{head}: running in {rel(p.work_dir)}', flush=True)
         try:

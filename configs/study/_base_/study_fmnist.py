@@ -58,6 +58,22 @@ study_local_epochs = {{'$STUDY_LOCAL_EPOCHS:1'}}
 study_total_local_epochs = study_rounds * study_local_epochs
 study_batch_size = {{'$STUDY_BATCH_SIZE:64'}}
 study_num_workers = 1
+# Precision of the local steps: 'bf16' (autocast in bfloat16 and
+# channels-last tensors, AutocastOptimWrapper + ChannelsLastHook; weights,
+# exchanged states and aggregation stay float32) or 'fp32'. On this
+# project's CPU (avx512_bf16) bf16 halves a study run's time with margins
+# over the untrained references within seed noise (docs/results.md, "Speed
+# of a study run").
+study_precision = '{{$STUDY_PRECISION:bf16}}'
+if study_precision not in ('bf16', 'fp32'):
+    raise ValueError("`study_precision` must be 'bf16' or 'fp32', got "
+                     f'{study_precision!r}')
+study_optim_wrapper = dict(type='OptimWrapper')
+study_custom_hooks = []
+if study_precision == 'bf16':
+    study_optim_wrapper = dict(
+        type='AutocastOptimWrapper', dtype='bfloat16')
+    study_custom_hooks = [dict(type='ChannelsLastHook')]
 
 # The blocks every study config merges into its twin's keys
 # (`train_dataloader = {{_base_.study_train_dataloader}}`, ...): mmengine
@@ -78,10 +94,13 @@ study_central_train_dataloader = dict(
     batch_size=study_batch_size,
     num_workers=study_num_workers,
     dataset=dict(dataset=dict(subset=study_train_subset)))
+# Clients are averaged uniformly, as the paper's FedAvg does (client sizes
+# differ up to 3x under `study_size_range`; 'samples' weights by size).
 study_train_cfg = dict(
     rounds=study_rounds,
     local_epochs=study_local_epochs,
-    schedule_unit='local_epoch')
+    schedule_unit='local_epoch',
+    aggregator=dict(weighting='uniform'))
 # classifiers validate their own head once, after the last round
 study_sl_train_cfg = dict(study_train_cfg, val_interval=10000)
 # one scheduler epoch = one local epoch (schedule_unit above)
