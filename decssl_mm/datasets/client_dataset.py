@@ -132,6 +132,50 @@ class ClientSubset(Dataset):
 
 
 @DATASETS.register_module()
+def check_local_train_cut(fraction: float, order: str) -> None:
+    """Validate ``local_train_fraction`` / ``local_train_order``."""
+    if isinstance(fraction, bool) or not isinstance(
+            fraction, (int, float)) or not 0.0 < float(fraction) <= 1.0:
+        raise ValueError('`local_train_fraction` must be a number in '
+                         f'(0, 1], got {fraction!r}')
+    if order not in ('auto', 'label', 'index'):
+        raise ValueError("`local_train_order` must be 'auto', 'label' or "
+                         f"'index', got {order!r}")
+
+
+def local_train_cut(indices: np.ndarray, keys: np.ndarray, fraction: float,
+                    order: str = 'label') -> np.ndarray:
+    """The first ``int(fraction * n)`` of a client's ``n`` indices.
+
+    The paper's code trains a client on ``idxs[:int(0.8 * len(idxs))]`` of
+    its index list, whose order its draw gives: a label-based draw deals
+    the classes one after another, so the list is grouped by label in
+    ascending order. ``order='label'`` takes the cut in that order (within
+    a label by global index), ``order='index'`` by global index.
+
+    Args:
+        indices (np.ndarray): The client's sorted global indices.
+        keys (np.ndarray): The split key (label) of every global index.
+        fraction (float): Kept fraction in (0, 1].
+        order (str): ``'label'`` or ``'index'``.
+
+    Returns:
+        np.ndarray: The kept global indices, sorted.
+
+    Example:
+        >>> keys = np.array([1, 0, 1, 0, 2, 2])
+        >>> local_train_cut(np.arange(6), keys, 0.5).tolist()  # labels 0, 1
+        [0, 1, 3]
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if order == 'label':
+        ordered = indices[np.lexsort((indices, keys[indices]))]
+    else:
+        ordered = np.sort(indices)
+    kept = ordered[:int(fraction * indices.size)]
+    return np.sort(kept)
+
+
 class ClientPartitionedDataset(Dataset):
     """Wrap a dataset and split its samples among clients.
 
@@ -180,6 +224,19 @@ class ClientPartitionedDataset(Dataset):
             clients (e.g. when the engine skips them). Defaults to False.
         lazy_init (bool): Defer reading keys and partitioning until first
             use or :meth:`full_init`. Defaults to False.
+        local_train_fraction (float): Train each client on only the first
+            ``int(fraction * n)`` of its ``n`` samples, the paper's code's
+            80/10/10 cut of a client's index list (``0.8`` reproduces it;
+            the other 20 % are never trained on). Its lists are in the order
+            its draw deals them: for label-based splits (Dirichlet, skew,
+            shards) grouped by label in ascending order, so the cut drops a
+            non-IID client's last classes; for IID splits in no label
+            order. See ``local_train_order``. The partition itself (saved
+            files, statistics) is unchanged. Defaults to 1.0 (no cut).
+        local_train_order (str): Order in which the cut is taken:
+            ``'label'`` (by split key, then index), ``'index'`` (by global
+            index) or ``'auto'`` (``'index'`` for an IID partition, else
+            ``'label'``). Defaults to ``'auto'``.
     """
 
     def __init__(self,
@@ -190,7 +247,9 @@ class ClientPartitionedDataset(Dataset):
                  save_partition: Optional[str] = None,
                  features_file: Optional[str] = None,
                  allow_empty_clients: bool = False,
-                 lazy_init: bool = False):
+                 lazy_init: bool = False,
+                 local_train_fraction: float = 1.0,
+                 local_train_order: str = 'auto'):
         if (partition is None) == (partition_file is None):
             raise ValueError('give exactly one of partition (a partitioner '
                              'config) and partition_file (a saved '
@@ -202,6 +261,7 @@ class ClientPartitionedDataset(Dataset):
         if not isinstance(split_key, str) or not split_key:
             raise ValueError(f'split_key must be a non-empty string, got '
                              f'{split_key!r}')
+        check_local_train_cut(local_train_fraction, local_train_order)
         if partition_file is not None and not osp.isfile(partition_file):
             raise FileNotFoundError(
                 f'partition_file {partition_file!r} does not exist')
@@ -223,6 +283,8 @@ class ClientPartitionedDataset(Dataset):
         self.save_partition = save_partition
         self.features_file = features_file
         self.allow_empty_clients = bool(allow_empty_clients)
+        self.local_train_fraction = float(local_train_fraction)
+        self.local_train_order = local_train_order
         self._partition: Optional[Partition] = None
         self.split_keys: Optional[np.ndarray] = None
         self._fully_initialized = False
@@ -344,12 +406,24 @@ class ClientPartitionedDataset(Dataset):
 
     @property
     def client_sizes(self) -> np.ndarray:
-        """np.ndarray: Number of samples of every client."""
-        return self.partition.client_sizes
+        """np.ndarray: Number of samples every client trains on."""
+        sizes = self.partition.client_sizes
+        if self.local_train_fraction >= 1.0:
+            return sizes
+        return (self.local_train_fraction * sizes).astype(np.int64)
 
     def client_indices(self, client_id: int) -> np.ndarray:
-        """Sorted global indices of client ``client_id``'s samples."""
-        return self.partition.indices(client_id)
+        """Sorted global indices of the samples client ``client_id``
+        trains on (all of its share unless ``local_train_fraction``)."""
+        indices = self.partition.indices(client_id)
+        if self.local_train_fraction >= 1.0:
+            return indices
+        order = self.local_train_order
+        if order == 'auto':
+            kind = str((self.partition_cfg or {}).get('type', ''))
+            order = 'index' if kind.upper() == 'IID' else 'label'
+        return local_train_cut(indices, self.split_keys,
+                               self.local_train_fraction, order)
 
     def client_subset(self, client_id: int) -> ClientSubset:
         """A no-copy dataset view of client ``client_id``'s samples."""
