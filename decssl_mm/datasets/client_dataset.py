@@ -131,7 +131,6 @@ class ClientSubset(Dataset):
                 f'dataset={type(self.dataset).__name__})')
 
 
-@DATASETS.register_module()
 def check_local_train_cut(fraction: float, order: str) -> None:
     """Validate ``local_train_fraction`` / ``local_train_order``."""
     if isinstance(fraction, bool) or not isinstance(
@@ -176,6 +175,7 @@ def local_train_cut(indices: np.ndarray, keys: np.ndarray, fraction: float,
     return np.sort(kept)
 
 
+@DATASETS.register_module()
 class ClientPartitionedDataset(Dataset):
     """Wrap a dataset and split its samples among clients.
 

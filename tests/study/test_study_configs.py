@@ -52,6 +52,14 @@ def test_model_schedule_and_split(name):
         assert dict(part) == dict(type='IID', num_clients=1, seed=0)
         assert tcfg.optimizer_policy == 'keep'
     assert cfg.train_dataloader.dataset.dataset.subset == 2000
+    # the paper's FedAvg: clients averaged uniformly
+    assert tcfg.aggregator.weighting == 'uniform'
+    # bf16 local steps on the CPU by default (study_precision)
+    assert cfg.study_precision == 'bf16'
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.optimizer.type == 'SGD'
+    assert [h.type for h in cfg.custom_hooks] == ['ChannelsLastHook']
 
 
 def _diff(a, b, prefix=''):
@@ -133,3 +141,14 @@ def test_q3_split_is_feasible_over_20_clients(images):
         # (0 of 2,000 single draws succeed, benchmarks/bench_paper_draw.py)
         build_partition(dict(recipe, alpha=0.1, seed=0, max_tries=100),
                         labels)
+
+
+def test_fp32_precision_knob_restores_the_plain_wrapper(monkeypatch):
+    monkeypatch.setenv('STUDY_PRECISION', 'fp32')
+    cfg = _cfg('simclr_r18w16_fmnist_dec.py')
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    assert 'dtype' not in cfg.optim_wrapper
+    assert list(cfg.custom_hooks) == []
+    monkeypatch.setenv('STUDY_PRECISION', 'fp16')
+    with pytest.raises(Exception, match='study_precision'):
+        _cfg('simclr_r18w16_fmnist_dec.py')

@@ -1,0 +1,72 @@
+"""AutocastOptimWrapper: bf16 autocast of the local steps on the CPU, built
+from a config, trains a tiny study-form model with a finite loss."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.hooks import Hook
+
+import decssl_mm  # noqa: F401
+from decssl_mm.engine.optim_wrappers import (AutocastOptimWrapper,
+                                             resolve_autocast_dtype)
+from decssl_mm.registry import OPTIM_WRAPPERS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def test_dtype_names_and_errors():
+    assert resolve_autocast_dtype('bf16') is torch.bfloat16
+    assert resolve_autocast_dtype(torch.float16) is torch.float16
+    with pytest.raises(ValueError, match='optim_wrapper.dtype'):
+        resolve_autocast_dtype('int8')
+
+
+def test_forward_runs_in_bf16_and_weights_stay_float32():
+    lin = nn.Linear(4, 3)
+    wrapper = OPTIM_WRAPPERS.build(dict(
+        type='AutocastOptimWrapper', dtype='bfloat16',
+        optimizer=torch.optim.SGD(lin.parameters(), lr=0.1)))
+    assert isinstance(wrapper, AutocastOptimWrapper)
+    with wrapper.optim_context(lin):
+        out = lin(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().pow(2).mean())
+    assert lin.weight.dtype == torch.float32
+    fp16 = AutocastOptimWrapper(
+        dtype='float16', optimizer=torch.optim.SGD(lin.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match='needs a GPU'):
+        with fp16.optim_context(lin):
+            pass
+
+
+def test_study_config_trains_in_bf16(tmp_path, fmnist_root):
+    from _helpers.configs import tiny_federated_cfg
+    from mmengine.runner import Runner
+    cfg = tiny_federated_cfg('configs/study/simclr_r18w16_fmnist_dec.py',
+                             fmnist_root, str(tmp_path), num_clients=2)
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    cfg.train_dataloader.dataset.partition = dict(type='IID', num_clients=2,
+                                                  seed=0)
+    cfg.train_cfg.schedule_unit = 'round'
+    runner = Runner.from_cfg(cfg)
+    losses = []
+    runner.register_hook(_LossHook(losses), 'LOWEST')
+    runner.train()
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    model = getattr(runner.model, 'module', runner.model)
+    conv = model.backbone.conv1
+    assert conv.weight.dtype == torch.float32
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+class _LossHook(Hook):
+    priority = 'LOWEST'
+
+    def __init__(self, out):
+        self.out = out
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.out.append(float(outputs['loss']))
