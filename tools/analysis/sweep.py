@@ -79,8 +79,11 @@ The grid, planning, run and results logic lives in :mod:`decssl_mm.study`;
 the evaluation in :mod:`decssl_mm.evaluation`.
 """
 import argparse
+import contextlib
 import datetime
+import os
 import os.path as osp
+import socket
 import sys
 from typing import List, Optional
 
@@ -214,6 +217,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    'by which the sweep must be done: a point is started '
                    'only if --run-minutes remain before it; the others are '
                    'left for a later call (the sweep resumes)')
+    p.add_argument('--shared', action='store_true',
+                   help='cooperate with other sweeps of the same plan and '
+                   'results file (e.g. two one-thread sweeps side by side): '
+                   'before each point the results file is read again and '
+                   'the point is claimed (an exclusive claim file beside its '
+                   'work dir); a point finished or claimed by another live '
+                   'sweep is skipped, a claim left by a dead process is '
+                   'taken over')
     p.add_argument('--run-minutes', type=float, default=30.0,
                    help='minutes one point may take, for --deadline '
                    '(default 30)')
@@ -264,6 +275,59 @@ def starts_in_time(deadline: Optional[datetime.datetime],
     return left >= run_minutes
 
 
+def _finished_elsewhere(results: str, point) -> bool:
+    rec = load_results(results).get(point.key)
+    return bool(rec) and rec.get('status') == 'ok' and \
+        rec.get('config_sha1') == point.config_sha1
+
+
+def claim_point(work_dir: str) -> Optional[str]:
+    """Claim a point for this process: create ``<work_dir>.claim``
+    exclusively (holding ``host pid``). Returns its path, or None when a
+    live process on this host holds it; a claim of a dead process (or of
+    another host: not checkable, so taken over with a warning) is
+    replaced."""
+    path = work_dir.rstrip('/') + '.claim'
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    mine = f'{socket.gethostname()} {os.getpid()}\n'
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    host, pid = f.read().split()
+            except (OSError, ValueError):
+                host, pid = '', '0'
+            if host == socket.gethostname() and _alive(int(pid)):
+                return None
+            print(f'warning: taking over the stale claim {path} '
+                  f'({host} {pid})', file=sys.stderr, flush=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            continue
+        with os.fdopen(fd, 'w') as f:
+            f.write(mine)
+        return path
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def release_claim(path: str) -> None:
+    """Remove this process's claim file."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
 def warn_mixed_versions(path: str) -> None:
     """Print a WARNING (stderr) for every run of the results file whose
     records come from several code versions."""
@@ -306,11 +370,21 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         if p.key in done:
             print(f'{head}: finished earlier, skipped', flush=True)
             continue
+        if args.shared and _finished_elsewhere(args.results, p):
+            print(f'{head}: finished by another sweep, skipped', flush=True)
+            continue
         if not starts_in_time(args.deadline, args.run_minutes):
             print(f'{head}: not started: fewer than {args.run_minutes:g} '
                   f'minutes left before the deadline '
                   f'{args.deadline:%Y-%m-%d %H:%M}', flush=True)
             continue
+        claim = None
+        if args.shared:
+            claim = claim_point(p.work_dir)
+            if claim is None:
+                print(f'{head}: running in another sweep, skipped',
+                      flush=True)
+                continue
         print(f'{head}: running in {rel(p.work_dir)}', flush=True)
         try:
             rec = run_point(p, args)
@@ -326,6 +400,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                   f'{rec["eval_time_s"]:.0f} s)', flush=True)
         append_result(args.results, rec)
         written.append(rec)
+        if claim is not None:
+            release_claim(claim)
     print(f'Sweep done: {len(written) - failed} ok, {failed} failed, '
           f'{len(done)} skipped; results in {rel(args.results)}')
     if written:
