@@ -41,9 +41,37 @@ def test_forward_runs_in_bf16_and_weights_stay_float32():
             pass
 
 
-def test_study_config_trains_in_bf16(tmp_path, fmnist_root):
+@pytest.mark.parametrize('native', [False, True])
+def test_auto_autocasts_only_where_bf16_is_native(monkeypatch, native):
+    from decssl_mm.utils import native_bf16 as nb
+    monkeypatch.setattr(nb, 'cpu_flags',
+                        lambda: frozenset({'avx2', 'avx512_bf16'}
+                                          if native else {'avx2'}))
+    assert nb.native_bf16('cpu') is native
+    assert nb.resolve_precision('auto') == ('bf16' if native else 'fp32')
+    assert nb.resolve_precision('fp32') == 'fp32'
+    lin = nn.Linear(4, 3)
+    wrapper = AutocastOptimWrapper(
+        dtype='auto', optimizer=torch.optim.SGD(lin.parameters(), lr=0.1))
+    with wrapper.optim_context(lin):
+        out = lin(torch.randn(2, 4))
+    assert out.dtype == (torch.bfloat16 if native else torch.float32)
+    from decssl_mm.study.plan import precision_of
+    cfg = dict(optim_wrapper=dict(type='AutocastOptimWrapper', dtype='auto'))
+    assert precision_of(cfg) == ('bf16' if native else 'fp32')
+
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    from decssl_mm.utils.native_bf16 import cpu_flags
+    flags = cpu_flags()
+    if osp.exists('/proc/cpuinfo'):
+        assert 'fpu' in flags or 'fp' in flags or 'asimd' in flags
+
+
+def test_study_config_trains_in_bf16(tmp_path, fmnist_root, monkeypatch):
     from _helpers.configs import tiny_federated_cfg
     from mmengine.runner import Runner
+    monkeypatch.setenv('STUDY_PRECISION', 'bf16')
     cfg = tiny_federated_cfg('configs/study/simclr_r18w16_fmnist_dec.py',
                              fmnist_root, str(tmp_path), num_clients=2)
     assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'

@@ -1,6 +1,7 @@
 """Evaluation of self-supervised models: kNN, linear probe, untrained
 references, backbone export."""
-from .evaluate import EVALS, evaluate_checkpoint, feature_metrics
+from .evaluate import (DEFAULT_EVALS, EVALS, evaluate_checkpoint,
+                       feature_metrics)
 from .export import (check_backbone_compat, extract_backbone_state,
                      infer_resnet_depth, save_backbone)
 from .features import backbone_output, pool_output, pooled_embedding
@@ -15,7 +16,7 @@ from .untrained import (UNTRAINED_INITS, build_untrained_model,
                         untrained_metrics)
 
 __all__ = [
-    'EVALS', 'evaluate_checkpoint', 'feature_metrics',
+    'DEFAULT_EVALS', 'EVALS', 'evaluate_checkpoint', 'feature_metrics',
     'check_backbone_compat', 'extract_backbone_state', 'infer_resnet_depth',
     'save_backbone', 'backbone_output', 'pool_output', 'pooled_embedding',
     'build_knn_dataloader', 'extract_features', 'knn_accuracy',

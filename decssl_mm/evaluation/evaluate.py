@@ -7,9 +7,15 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-__all__ = ['EVALS', 'evaluate_checkpoint', 'feature_metrics']
+__all__ = ['DEFAULT_EVALS', 'EVALS', 'evaluate_checkpoint',
+           'feature_metrics']
 
-EVALS = ('knn', 'linear')
+# ``<kind>_bnre``: the same evaluation after the frozen backbone's
+# BatchNorm statistics are re-estimated on the bank split
+# (:func:`decssl_mm.evaluation.bn_recalibration.recalibrated_copy`), as the
+# paper's code does while its probe trains; reported beside the plain one.
+EVALS = ('knn', 'linear', 'knn_bnre', 'linear_bnre')
+DEFAULT_EVALS = ('knn', 'linear')
 
 
 def _num_classes(*labels: torch.Tensor) -> int:
@@ -19,7 +25,7 @@ def _num_classes(*labels: torch.Tensor) -> int:
 def feature_metrics(model: nn.Module,
                     train_loader: Any,
                     val_loader: Any,
-                    evals: Sequence[str] = EVALS,
+                    evals: Sequence[str] = DEFAULT_EVALS,
                     knn: Optional[dict] = None,
                     probe: Optional[dict] = None,
                     seed: int = 0,
@@ -36,7 +42,10 @@ def feature_metrics(model: nn.Module,
         model (nn.Module): The model (``backbone``, ``data_preprocessor``).
         train_loader (Iterable): Labelled batches of the bank split.
         val_loader (Iterable): Labelled batches of the query split.
-        evals (Sequence[str]): Subset of ``('knn', 'linear')``.
+        evals (Sequence[str]): Subset of :data:`EVALS`; ``<kind>_bnre``
+            repeats ``<kind>`` after re-estimating the BatchNorm statistics
+            of a copy of the model on ``train_loader`` (metrics
+            ``<kind>_bnre_top1``, ...). Defaults to ``('knn', 'linear')``.
         knn (dict, optional): ``k`` and ``temperature`` of
             :func:`knn_accuracy`.
         probe (dict, optional): Keyword arguments of
@@ -51,9 +60,7 @@ def feature_metrics(model: nn.Module,
         tuple: ``(metrics, info)``: metrics in percent (NaN when the
         features are not finite); info with ``feat_dim`` and timings.
     """
-    from .knn import extract_features, knn_accuracy
-    from .linear_probe import (classifier_accuracy, has_classifier_head,
-                               train_linear_probe)
+    from .linear_probe import classifier_accuracy, has_classifier_head
     bad = [e for e in evals if e not in EVALS]
     if bad:
         raise ValueError(f'unknown evaluation {bad[0]!r}; choose from '
@@ -63,10 +70,38 @@ def feature_metrics(model: nn.Module,
     if head and has_classifier_head(model):
         metrics.update({f'cls_{k}': v for k, v in
                         classifier_accuracy(model, val_loader).items()})
+    plain = [e for e in evals if not e.endswith('_bnre')]
+    metrics.update(_frozen_feature_metrics(
+        model, train_loader, val_loader, plain, knn, probe, seed, device,
+        info, ''))
+    bnre = [e[:-len('_bnre')] for e in evals if e.endswith('_bnre')]
+    if bnre:
+        from .bn_recalibration import recalibrated_copy
+        t0 = time.time()
+        twin = recalibrated_copy(model, train_loader)
+        info['bnre_s'] = round(time.time() - t0, 2)
+        metrics.update(_frozen_feature_metrics(
+            twin, train_loader, val_loader, bnre, knn, probe, seed, device,
+            info, 'bnre_'))
+    return metrics, info
+
+
+def _frozen_feature_metrics(model: nn.Module, train_loader: Any,
+                            val_loader: Any, evals: Sequence[str],
+                            knn: Optional[dict], probe: Optional[dict],
+                            seed: int, device: Optional[str], info: dict,
+                            tag: str) -> Dict[str, float]:
+    """kNN / linear-probe metrics named ``<kind>_<tag><metric>`` of one
+    model's frozen features (``info`` gains timings and ``feat_dim``)."""
+    from .knn import extract_features, knn_accuracy
+    from .linear_probe import train_linear_probe
+    metrics: Dict[str, float] = {}
+    if not evals:
+        return metrics
     t0 = time.time()
     train_x, train_y = extract_features(model, train_loader)
     test_x, test_y = extract_features(model, val_loader)
-    info['feature_s'] = round(time.time() - t0, 2)
+    info[f'{tag}feature_s'] = round(time.time() - t0, 2)
     info['feat_dim'] = int(train_x.shape[1])
     finite = bool(torch.isfinite(train_x).all()
                   and torch.isfinite(test_x).all())
@@ -75,16 +110,16 @@ def feature_metrics(model: nn.Module,
         res = knn_accuracy(train_x, train_y, test_x, test_y,
                            num_classes=num_classes, **(knn or {})) \
             if finite else {'top1': math.nan, 'top5': math.nan}
-        metrics.update({f'knn_{k}': v for k, v in res.items()})
+        metrics.update({f'knn_{tag}{k}': v for k, v in res.items()})
     if 'linear' in evals:
         t0 = time.time()
         kwargs = dict(probe or {})
         kwargs.update(seed=seed, device=device)
         res = train_linear_probe(train_x, train_y, test_x, test_y,
                                  num_classes=num_classes, **kwargs)
-        info['probe_s'] = round(time.time() - t0, 2)
-        metrics.update({f'linear_{k}': v for k, v in res.items()})
-    return metrics, info
+        info[f'{tag}probe_s'] = round(time.time() - t0, 2)
+        metrics.update({f'linear_{tag}{k}': v for k, v in res.items()})
+    return metrics
 
 
 def _rounded(metrics: Dict[str, float]) -> Dict[str, Optional[float]]:
@@ -95,7 +130,7 @@ def _rounded(metrics: Dict[str, float]) -> Dict[str, Optional[float]]:
 def evaluate_checkpoint(cfg: Any,
                         checkpoint: Optional[str] = None,
                         cluster: Optional[int] = None,
-                        evals: Sequence[str] = EVALS,
+                        evals: Sequence[str] = DEFAULT_EVALS,
                         knn: Optional[dict] = None,
                         probe: Optional[dict] = None,
                         loaders: Optional[Tuple[dict, dict]] = None,
@@ -123,8 +158,8 @@ def evaluate_checkpoint(cfg: Any,
         checkpoint (str, optional): Any checkpoint (see
             :func:`load_eval_model`); None: the untrained model.
         cluster (int, optional): Cluster model of a clustered checkpoint.
-        evals (Sequence[str]): Subset of ``('knn', 'linear')``; empty:
-            nothing is computed.
+        evals (Sequence[str]): Subset of :data:`EVALS` (see
+            :func:`feature_metrics`); empty: nothing is computed.
         knn (dict, optional): ``k``, ``temperature`` (defaults 200, 0.1).
         probe (dict, optional): Keyword arguments of
             :func:`train_linear_probe` (epochs, lr, batch_size,

@@ -209,7 +209,8 @@ def evaluate_point(point: Point, ckpt: Optional[str],
     if extra.get('cluster', -1) >= 0:
         info['featarc_cluster'] = extra['cluster']
     for key in ('num_train', 'num_test', 'feature_s', 'feat_dim', 'probe_s',
-                'reference_s', 'loaded'):
+                'bnre_s', 'bnre_feature_s', 'bnre_probe_s', 'reference_s',
+                'loaded'):
         if key in extra:
             info[key] = extra[key]
     return result['metrics'], info, result['references']

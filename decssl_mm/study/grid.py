@@ -8,6 +8,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -211,17 +212,26 @@ def knob_env(items: Sequence[Tuple[str, Any, str]]) -> Dict[str, str]:
     """``{STUDY_<NAME>: value}`` of the knob items (later ones win).
 
     Raises:
-        SweepError: If a knob value is not a number, naming its origin.
+        SweepError: If a knob value is neither a number nor a plain word,
+            naming its origin.
     """
     env: Dict[str, str] = {}
     for key, value, origin in items:
         if not is_knob(key):
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SweepError(f'{origin}: study knob {key}={value!r}: '
-                             'expected a number')
-        env[knob_env_name(key)] = repr(value)
+        env[knob_env_name(key)] = _knob_text(key, value, origin)
     return env
+
+
+def _knob_text(key: str, value: Any, origin: str) -> str:
+    """The text a knob's ``STUDY_<NAME>`` variable carries: a number, or a
+    plain word for a knob read inside a string (``study_precision``)."""
+    if isinstance(value, str) and re.fullmatch(r'[A-Za-z0-9_.-]+', value):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SweepError(f'{origin}: study knob {key}={value!r}: '
+                         'expected a number or a plain word')
+    return repr(value)
 
 
 @contextlib.contextmanager

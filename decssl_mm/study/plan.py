@@ -225,14 +225,18 @@ def plan(args: argparse.Namespace) -> List[Point]:
     return points
 
 
-def precision_of(cfg: Any) -> str:
+def precision_of(cfg: Any, device_type: str = 'cpu') -> str:
     """``'bf16'``/``'fp16'`` for an autocast optimizer wrapper, else
-    ``'fp32'`` (the precision of the local steps' forward and backward)."""
+    ``'fp32'`` (the precision of the local steps' forward and backward);
+    ``dtype='auto'`` resolves as on this machine's ``device_type``."""
     wrapper = cfg.get('optim_wrapper') or {}
     if not str(wrapper.get('type', '')).endswith(
             ('AutocastOptimWrapper', 'AmpOptimWrapper')):
         return 'fp32'
     dtype = str(wrapper.get('dtype') or 'float16')
+    if dtype == 'auto':
+        from decssl_mm.utils.native_bf16 import resolve_precision
+        return resolve_precision('auto', device_type)
     return 'bf16' if 'bf' in dtype else 'fp16'
 
 

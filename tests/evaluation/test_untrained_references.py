@@ -175,3 +175,31 @@ def test_reference_keys_in_an_extracted_backbone_run(hook_run, tmp_path):
     assert a['metrics'] == b['metrics']
     assert a['references'] == b['references']
     assert 'knn_top1' in a['references']['untrained_default']
+
+
+def test_bn_reestimated_figures_stand_beside_the_plain_ones(hook_run):
+    """``*_bnre`` evaluations: the same protocol after re-estimating the
+    BatchNorm statistics of a copy, for the trained network and both
+    untrained references; the plain figures are unchanged by asking."""
+    cfg, ckpt = hook_run['cfg'], hook_run['ckpt']
+    kwargs = dict(knn=dict(k=20), probe=dict(epochs=5), seed=0)
+    plain = evaluate_checkpoint(cfg, ckpt, evals=('knn', 'linear'),
+                                **kwargs)
+    both = evaluate_checkpoint(
+        cfg, ckpt, evals=('knn', 'linear', 'knn_bnre', 'linear_bnre'),
+        **kwargs)
+    for key, value in plain['metrics'].items():
+        assert both['metrics'][key] == value, key
+    for name in ('untrained_init', 'untrained_default'):
+        refs = both['references'][name]
+        assert {'knn_bnre_top1', 'linear_bnre_top1'} <= set(refs), name
+        for key, value in plain['references'][name].items():
+            assert refs[key] == value, (name, key)
+    # the model's own initial statistics (mean 0, var 1) describe nothing:
+    # re-estimating them changes its features, hence its kNN figure
+    init = both['references']['untrained_init']
+    assert init['knn_bnre_top1'] != init['knn_top1']
+    assert math.isfinite(both['metrics']['linear_bnre_top1'])
+    assert both['info']['bnre_s'] >= 0
+    with pytest.raises(ValueError, match="unknown evaluation 'probe_bnre'"):
+        evaluate_checkpoint(cfg, ckpt, evals=('probe_bnre', ), **kwargs)

@@ -54,12 +54,14 @@ def test_model_schedule_and_split(name):
     assert cfg.train_dataloader.dataset.dataset.subset == 2000
     # the paper's FedAvg: clients averaged uniformly
     assert tcfg.aggregator.weighting == 'uniform'
-    # bf16 local steps on the CPU by default (study_precision)
-    assert cfg.study_precision == 'bf16'
+    # bf16 local steps where the device computes bf16 natively, float32
+    # elsewhere (study_precision='auto')
+    assert cfg.study_precision == 'auto'
     assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
-    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.dtype == 'auto'
     assert cfg.optim_wrapper.optimizer.type == 'SGD'
-    assert [h.type for h in cfg.custom_hooks] == ['ChannelsLastHook']
+    assert [(h.type, h.only_native_bf16) for h in cfg.custom_hooks] == [
+        ('ChannelsLastHook', True)]
 
 
 def _diff(a, b, prefix=''):
@@ -149,6 +151,11 @@ def test_fp32_precision_knob_restores_the_plain_wrapper(monkeypatch):
     assert cfg.optim_wrapper.type == 'OptimWrapper'
     assert 'dtype' not in cfg.optim_wrapper
     assert list(cfg.custom_hooks) == []
+    monkeypatch.setenv('STUDY_PRECISION', 'bf16')
+    cfg = _cfg('simclr_r18w16_fmnist_dec.py')
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert [dict(h) for h in cfg.custom_hooks] == [
+        dict(type='ChannelsLastHook')]
     monkeypatch.setenv('STUDY_PRECISION', 'fp16')
     with pytest.raises(Exception, match='study_precision'):
         _cfg('simclr_r18w16_fmnist_dec.py')

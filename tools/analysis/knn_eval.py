@@ -2,7 +2,7 @@
 network untrained.
 
     python tools/analysis/knn_eval.py CONFIG CHECKPOINT [--cluster N]
-        [--k 200] [--temperature 0.1] [--linear] [--seed S]
+        [--k 200] [--temperature 0.1] [--linear] [--bnre] [--seed S]
         [--no-references] [--cfg-options k=v ...]
 
 CONFIG builds the model (``model``, e.g. a pre-training config) and gives
@@ -13,7 +13,9 @@ dataloaders of a ``KNNEvalHook`` in ``custom_hooks``. CHECKPOINT is any
 checkpoint :func:`decssl_mm.evaluation.load_eval_model` reads (federated,
 FeatARC with ``--cluster``, or a file of ``extract_backbone.py``); the
 feature is the global-average-pooled last backbone stage. ``--linear``
-adds the feature-based linear probe. Every figure is printed beside the
+adds the feature-based linear probe; ``--bnre`` repeats each evaluation
+after re-estimating the frozen backbone's BatchNorm statistics on the bank
+images (the paper's probe does it while it trains). Every figure is printed beside the
 same network untrained (model init / PyTorch default init, seeded by
 ``--seed``, default ``randomness.seed`` of the config).
 """
@@ -37,6 +39,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--temperature', type=float, default=0.1)
     parser.add_argument('--linear', action='store_true',
                         help='also run the feature-based linear probe')
+    parser.add_argument('--bnre', action='store_true',
+                        help='also evaluate after BatchNorm re-estimation '
+                        'on the bank images (every figure, references too)')
     parser.add_argument('--seed', type=int, default=None,
                         help='seed of the untrained references (default: '
                         'randomness.seed of the config, else 0)')
@@ -70,17 +75,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = load_tool_config(args.config, args.cfg_options)
     seed = args.seed if args.seed is not None else \
         int((cfg.get('randomness') or {}).get('seed') or 0)
+    evals = ('knn', 'linear') if args.linear else ('knn', )
+    if args.bnre:
+        evals += tuple(f'{e}_bnre' for e in evals)
     try:
         result = evaluate_checkpoint(
-            cfg, args.checkpoint, cluster=args.cluster,
-            evals=('knn', 'linear') if args.linear else ('knn', ),
+            cfg, args.checkpoint, cluster=args.cluster, evals=evals,
             knn=dict(k=args.k, temperature=args.temperature),
             references=not args.no_references, seed=seed)
     except EvalConfigError as e:
         raise SystemExit(f'knn_eval: error: {e}')
     metrics, info = dict(result['metrics']), result['info']
     trained = {k[len('knn_'):]: v for k, v in metrics.items()
-               if k.startswith('knn_')}
+               if k.startswith('knn_') and not k.startswith('knn_bnre_')}
     for name, ref in result['references'].items():
         metrics.update({f'{k}_{name}': v for k, v in ref.items()})
     where = f" (cluster {info['cluster']})" if info['cluster'] >= 0 else ''
@@ -92,6 +99,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
           f'untrained references seeded with {seed}:')
     lines = [('kNN top-1', 'knn_top1'), ('kNN top-5', 'knn_top5'),
              ('linear probe top-1', 'linear_top1'),
+             ('kNN top-1 after BN re-estimation', 'knn_bnre_top1'),
+             ('linear probe top-1 after BN re-estimation',
+              'linear_bnre_top1'),
              ('own classifier top-1', 'cls_top1')]
     for name, key in lines:
         if key in metrics:

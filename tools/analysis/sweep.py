@@ -153,8 +153,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--eval', default='knn,linear',
                    type=lambda s: [e for e in s.split(',') if e and
                                    e != 'none'],
-                   help='evaluations: knn, linear (comma-separated) or '
-                   'none; classifiers always also report their own head '
+                   help='evaluations: knn, linear, knn_bnre, linear_bnre '
+                   '(comma-separated; *_bnre: after BatchNorm re-estimation '
+                   'on the bank images, references too) or none; '
+                   'classifiers always also report their own head '
                    '(cls_top1) unless none (default: knn,linear)')
     p.add_argument('--knn-k', type=int, default=200, help='kNN neighbours')
     p.add_argument('--knn-t', type=float, default=0.1,

@@ -60,20 +60,26 @@ study_batch_size = {{'$STUDY_BATCH_SIZE:64'}}
 study_num_workers = 1
 # Precision of the local steps: 'bf16' (autocast in bfloat16 and
 # channels-last tensors, AutocastOptimWrapper + ChannelsLastHook; weights,
-# exchanged states and aggregation stay float32) or 'fp32'. On this
-# project's CPU (avx512_bf16) bf16 halves a study run's time with margins
-# over the untrained references within seed noise (docs/results.md, "Speed
-# of a study run").
-study_precision = '{{$STUDY_PRECISION:bf16}}'
-if study_precision not in ('bf16', 'fp32'):
-    raise ValueError("`study_precision` must be 'bf16' or 'fp32', got "
-                     f'{study_precision!r}')
+# exchanged states and aggregation stay float32), 'fp32', or 'auto' (the
+# default: bf16 where the device computes it natively, else fp32). On a CPU
+# with avx512_bf16 bf16 halves a study run's time with margins over the
+# untrained references within seed noise; on an AVX2-only CPU bf16 is
+# emulated and a step ran ~20x slower (docs/results.md, "Speed of a study
+# run"). Records carry the precision the run resolved to.
+study_precision = '{{$STUDY_PRECISION:auto}}'
+if study_precision not in ('auto', 'bf16', 'fp32'):
+    raise ValueError("`study_precision` must be 'auto', 'bf16' or 'fp32', "
+                     f'got {study_precision!r}')
 study_optim_wrapper = dict(type='OptimWrapper')
 study_custom_hooks = []
 if study_precision == 'bf16':
     study_optim_wrapper = dict(
         type='AutocastOptimWrapper', dtype='bfloat16')
     study_custom_hooks = [dict(type='ChannelsLastHook')]
+elif study_precision == 'auto':
+    study_optim_wrapper = dict(type='AutocastOptimWrapper', dtype='auto')
+    study_custom_hooks = [dict(type='ChannelsLastHook',
+                               only_native_bf16=True)]
 
 # The blocks every study config merges into its twin's keys
 # (`train_dataloader = {{_base_.study_train_dataloader}}`, ...): mmengine

@@ -32,17 +32,28 @@ class ChannelsLastHook(Hook):
             in ``data_batch['inputs']`` after the data preprocessor has
             moved them (done in the model's ``data_preprocessor`` output
             through a forward pre-hook). Defaults to True.
+        only_native_bf16 (bool): Convert only when the model's device
+            computes bf16 natively (the study's ``study_precision='auto'``:
+            channels-last goes with bf16 autocast). Defaults to False.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, inputs: bool = True) -> None:
+    def __init__(self, inputs: bool = True,
+                 only_native_bf16: bool = False) -> None:
         self.inputs = bool(inputs)
+        self.only_native_bf16 = bool(only_native_bf16)
         self._handle: Optional[torch.utils.hooks.RemovableHandle] = None
 
     def before_train(self, runner) -> None:
         """Convert the model (and register the input conversion)."""
         model = unwrap(runner.model)
+        if self.only_native_bf16:
+            from decssl_mm.utils.native_bf16 import native_bf16
+            param = next(model.parameters(), None)
+            if not native_bf16('cpu' if param is None else
+                               param.device.type):
+                return
         to_channels_last(model)
         if self.inputs and self._handle is None:
             self._handle = model.register_forward_pre_hook(

@@ -21,7 +21,9 @@ def resolve_autocast_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
 
     Args:
         dtype (str | torch.dtype): ``'bfloat16'`` (``'bf16'``) or
-            ``'float16'`` (``'fp16'``), or the torch dtype itself.
+            ``'float16'`` (``'fp16'``), or the torch dtype itself
+            (``'auto'`` is resolved per device by
+            :class:`AutocastOptimWrapper`).
 
     Returns:
         torch.dtype: ``torch.bfloat16`` or ``torch.float16``.
@@ -52,6 +54,12 @@ class AutocastOptimWrapper(OptimWrapper):
     scaling is needed; ``float16`` is accepted on a GPU only, where mmengine's
     ``AmpOptimWrapper`` (with its loss scaler) is the better choice.
 
+    Without those instructions PyTorch emulates bf16 and autocast makes a
+    step several times SLOWER (an AVX2-only CPU ran the study's SimCLR step
+    about 20x slower): ``dtype='auto'`` autocasts in bf16 only on a device
+    that computes it natively (:func:`decssl_mm.utils.native_bf16.
+    native_bf16`) and runs plain float32 elsewhere, logging the choice once.
+
     Use it from a config::
 
         optim_wrapper = dict(type='AutocastOptimWrapper', dtype='bfloat16',
@@ -59,7 +67,8 @@ class AutocastOptimWrapper(OptimWrapper):
 
     Args:
         dtype (str | torch.dtype): Autocast dtype, ``'bfloat16'``
-            (default) or ``'float16'`` (GPU only).
+            (default), ``'float16'`` (GPU only) or ``'auto'`` (bf16 where
+            native, else no autocast).
         device_type (str, optional): ``'cpu'``, ``'cuda'``, ... Defaults to
             the device of the model's first parameter at each step.
         **kwargs: Passed to ``mmengine.optim.OptimWrapper`` (``optimizer``,
@@ -71,8 +80,29 @@ class AutocastOptimWrapper(OptimWrapper):
                  device_type: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        self.cast_dtype = resolve_autocast_dtype(dtype)
+        self.auto = isinstance(dtype, str) and dtype.lower() == 'auto'
+        self.cast_dtype = None if self.auto else resolve_autocast_dtype(dtype)
         self.device_type = device_type
+        self._resolved: dict = {}
+
+    def autocast_dtype(self, device_type: str) -> Optional[torch.dtype]:
+        """The dtype autocast uses on ``device_type`` (None: float32, no
+        autocast; only with ``dtype='auto'`` on a device without native
+        bf16)."""
+        if not self.auto:
+            return self.cast_dtype
+        if device_type not in self._resolved:
+            from mmengine.logging import print_log
+
+            from decssl_mm.utils.native_bf16 import native_bf16
+            native = native_bf16(device_type)
+            self._resolved[device_type] = torch.bfloat16 if native else None
+            print_log(
+                f"optim_wrapper.dtype='auto': {device_type} "
+                + ('computes bf16 natively: autocast in bfloat16' if native
+                   else 'has no native bf16: float32, no autocast'),
+                logger='current')
+        return self._resolved[device_type]
 
     def _device_type(self, model: nn.Module) -> str:
         if self.device_type is not None:
@@ -84,10 +114,12 @@ class AutocastOptimWrapper(OptimWrapper):
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         """Gradient accumulation context of the parent, under autocast."""
         device_type = self._device_type(model)
-        if device_type == 'cpu' and self.cast_dtype == torch.float16:
+        cast = self.autocast_dtype(device_type)
+        if device_type == 'cpu' and cast == torch.float16:
             raise ValueError(
                 "`optim_wrapper.dtype='float16'` needs a GPU; use "
                 "'bfloat16' on the CPU.")
         with super().optim_context(model), torch.autocast(
-                device_type=device_type, dtype=self.cast_dtype):
+                device_type=device_type, dtype=cast or torch.bfloat16,
+                enabled=cast is not None):
             yield
