@@ -64,8 +64,8 @@ study_num_workers = 1
 # default: bf16 where the device computes it natively, else fp32). On a CPU
 # with avx512_bf16 bf16 halves a study run's time with margins over the
 # untrained references within seed noise; on an AVX2-only CPU bf16 is
-# emulated and a step ran ~20x slower (docs/results.md, "Speed of a study
-# run"). Records carry the precision the run resolved to.
+# emulated and a round ran at 0.15x the fp32 rate (docs/results.md, "Speed
+# of a study run"). Records carry the precision the run resolved to.
 study_precision = '{{$STUDY_PRECISION:auto}}'
 if study_precision not in ('auto', 'bf16', 'fp32'):
     raise ValueError("`study_precision` must be 'auto', 'bf16' or 'fp32', "

@@ -55,10 +55,11 @@ class AutocastOptimWrapper(OptimWrapper):
     ``AmpOptimWrapper`` (with its loss scaler) is the better choice.
 
     Without those instructions PyTorch emulates bf16 and autocast makes a
-    step several times SLOWER (an AVX2-only CPU ran the study's SimCLR step
-    about 20x slower): ``dtype='auto'`` autocasts in bf16 only on a device
-    that computes it natively (:func:`decssl_mm.utils.native_bf16.
-    native_bf16`) and runs plain float32 elsewhere, logging the choice once.
+    step several times SLOWER (an AVX2-only CPU ran the study's SimCLR
+    round at 0.15x the float32 rate, docs/results.md): ``dtype='auto'``
+    autocasts in bf16 only on a device that computes it natively
+    (:func:`decssl_mm.utils.native_bf16.native_bf16`) and runs plain
+    float32 elsewhere, logging the choice once.
 
     Use it from a config::
 
