@@ -41,8 +41,9 @@ class MarginRow:
     def _mean_sd(xs: Sequence[float]) -> str:
         if not xs:
             return 'n/a'
-        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-        return f'{statistics.fmean(xs):.1f} ± {sd:.1f}'
+        if len(xs) == 1:  # one seed: no spread to show
+            return f'{xs[0]:.1f} ± ?'
+        return f'{statistics.fmean(xs):.1f} ± {statistics.stdev(xs):.1f}'
 
     def cells(self) -> List[str]:
         """Markdown cells: method, n, trained, reference, margin, time."""

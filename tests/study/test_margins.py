@@ -49,3 +49,14 @@ def test_cli_prints_both_metrics(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'knn_top1 trained' in out and 'margin >= 10' in out
     assert '(no record with the metric' in out  # no linear_top1 here
+
+
+def test_one_seed_shows_no_spread():
+    """A single seed has no spread: '± ?', never '± 0.0'."""
+    rows = margin_rows([_rec('A', 0, 70.0, 50.0, 60.0)], 'knn_top1')
+    cells = rows[0].cells()
+    assert '70.0 ± ?' in cells and '10.0 ± ?' in cells
+    assert not any('± 0.0' in c for c in cells)
+    two = margin_rows([_rec('A', 0, 70.0, 50.0, 60.0),
+                       _rec('A', 1, 72.0, 50.0, 60.0)], 'knn_top1')
+    assert '71.0 ± 1.4' in two[0].cells()
