@@ -1,6 +1,7 @@
-# Faster R-CNN with FPN on FMNIST-Det from the study's backbone (ResNet_CIFAR-18
-# at width 16), full fine-tune: every backbone, pretrained or not, trains all
-# its layers and its BatchNorm (docs/downstream.md, "FMNIST-Det").
+# Faster R-CNN with FPN on FMNIST-Det from the study's backbone
+# (ResNet_CIFAR-18 at width 16), full fine-tune: every backbone, pretrained
+# or not, trains all its layers and its BatchNorm (docs/downstream.md,
+# "FMNIST-Det").
 #   python tools/train.py configs/downstream/fmnist_det/faster-rcnn_r18w16-cifar_fpn_fmnist-det_ft.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=BACKBONE.pth
 _base_ = [

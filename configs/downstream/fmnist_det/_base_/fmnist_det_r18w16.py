@@ -20,7 +20,8 @@
 # - 300 proposals per image and at most 20 detections per image (a
 #   canvas holds at most 4 items).
 
-fdet_data_root = 'data/fmnist_det/'  # tools/dataset_converters/make_fmnist_det.py
+# written by tools/dataset_converters/make_fmnist_det.py
+fdet_data_root = 'data/fmnist_det/'
 fdet_num_classes = 10
 fdet_size = 96
 # Fixed iteration budget of one fine-tune (docs/downstream.md, "Cost").
