@@ -44,6 +44,7 @@ class ScaffoldTrainer(ClientTrainer):
         super().__init__(**kwargs)
         self._correction: StateDict = {}
         self._own: StateDict = {}
+        self._new_own: StateDict = {}
         self._lr_sum = 0.0
 
     def load_client(self, task: ClientTask,
