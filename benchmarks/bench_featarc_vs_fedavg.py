@@ -142,7 +142,6 @@ def run(config: str, args, data_root: str, loaders, name: str) -> dict:
 def main() -> None:
     args = parse_args()
     import decssl_mm  # noqa: F401
-    import decssl_mm.federated.featarc_loop  # noqa: F401
     import decssl_mm.models.featarc  # noqa: F401
     from mmengine.registry import init_default_scope
     from decssl_mm.evaluation.untrained import untrained_metrics

@@ -26,7 +26,9 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from decssl_mm.utils.checkpoint_io import federated_extra, read_clusters
 from decssl_mm.utils.io import atomic_torch_save, safe_torch_load
+from decssl_mm.utils.state_dict import StateDict
 
 __all__ = [
     'BACKBONE_PREFIX', 'LAYOUTS', 'load_checkpoint_dict', 'select_model_state',
@@ -37,7 +39,6 @@ __all__ = [
 
 BACKBONE_PREFIX = 'backbone.'
 LAYOUTS = ('prefixed', 'bare')
-StateDict = Dict[str, torch.Tensor]
 
 # (block type, blocks per stage) of the standard ResNets, as in mmpretrain.
 _RESNET_ARCHS = {
@@ -102,12 +103,9 @@ def select_model_state(ckpt: dict,
     Returns:
         tuple: ``(state_dict, cluster index or -1, number of clusters)``.
     """
-    extra = ckpt.get('federated', {}) or {}
-    extra = extra.get('extra', {}) if isinstance(extra, dict) else {}
-    clusters = extra.get('clusters') if isinstance(extra, dict) else None
-    if isinstance(clusters, dict):  # {index: state_dict}
-        clusters = [clusters[k] for k in sorted(clusters, key=int)]
-    num_clusters = len(clusters) if clusters else 0
+    extra = federated_extra(ckpt)
+    clusters = read_clusters(extra)
+    num_clusters = len(clusters)
     if cluster is None and num_clusters and extra.get('chosen') is not None:
         cluster = int(extra['chosen'])
     if cluster is None:

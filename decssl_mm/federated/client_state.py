@@ -92,7 +92,8 @@ class DiskClientStateStore:
 
     def _path(self, client_id: int, round_idx: int) -> str:
         assert self.root is not None, 'call setup(work_dir) first'
-        return osp.join(self.root, f'client_{client_id:06d}.r{round_idx:06d}.pth')
+        return osp.join(self.root,
+                        f'client_{client_id:06d}.r{round_idx:06d}.pth')
 
     def load(self, client_id: int) -> Optional[Dict[str, Any]]:
         """Read a client's latest state, or None if it has none.
@@ -339,15 +340,9 @@ class DiskClientStateStore:
 
 
 def holds_nothing(state: Any) -> bool:
-    """Whether a client state has no tensor and no value other than None.
-
-    Args:
-        state: A client state: dicts, lists and tuples of tensors and
-            Python scalars.
-
-    Returns:
-        bool: True for e.g. ``{'local': {}}`` or ``{'x': {'y': None}}``.
-    """
+    """Whether a client state (dicts, lists and tuples of tensors and
+    scalars) has no tensor and no value other than None, e.g.
+    ``{'local': {}}`` or ``{'x': {'y': None}}``."""
     if isinstance(state, dict):
         return all(holds_nothing(v) for v in state.values())
     if isinstance(state, (list, tuple)):

@@ -4,14 +4,36 @@ from typing import Any, Optional
 from .round_batch_sampler import ClientRoundBatchSampler
 
 
+def check_loop_type(loop_type: Any) -> None:
+    """Refuse ``train_cfg.type='FeatARCTrainLoop'``, showing the form that
+    replaced it (the loop with FeatARC's server).
+
+    Raises:
+        ValueError: Naming ``train_cfg.type`` and the ``train_cfg.server``
+            form.
+    """
+    if loop_type == 'FeatARCTrainLoop':
+        raise ValueError(
+            "train_cfg.type='FeatARCTrainLoop' is not a loop: FeatARC is the "
+            'federated loop with the clustered server. Write train_cfg=dict('
+            "type='FederatedTrainLoop', rounds=..., local_epochs=..., "
+            "server=dict(type='ClusteredServer', num_clusters=2, "
+            "eval_pipeline=[...], export_rule='most_samples', "
+            "mode='ours')): the settings num_clusters, eval_pipeline, "
+            'feat_batch_size, assign_max_samples and export_rule move into '
+            'train_cfg.server.')
+
+
 def validate_schedule(rounds: Any, local_epochs: Optional[int],
                       local_iters: Optional[int]) -> None:
-    """``rounds`` and exactly one of ``local_epochs``/``local_iters``.
+    """``rounds`` and exactly one of ``local_epochs``/``local_iters``: the
+    one place these rules are checked (the pre-flight config check and the
+    loop both call it).
 
     Raises:
         ValueError: Naming the offending ``train_cfg`` key.
     """
-    if int(rounds) != rounds or rounds < 1:
+    if rounds is None or int(rounds) != rounds or rounds < 1:
         raise ValueError(
             f'train_cfg.rounds must be a positive integer, got {rounds}.')
     if (local_epochs is None) == (local_iters is None):

@@ -5,6 +5,7 @@ import time
 from typing import List
 
 import numpy as np
+from mmengine.dist import get_rank
 from mmengine.logging import print_log
 
 
@@ -28,6 +29,17 @@ def log_run_start(loop) -> None:
         print_log(f'Federated: clients {empty.tolist()[:20]} hold no '
                   'samples; they are skipped whenever sampled.',
                   logger='current', level=logging.WARNING)
+
+
+def log_round_scalars(runner, round_idx: int, scalars: dict) -> None:
+    """A round's scalars to the message hub (``train/<key>``) and, on rank
+    0, to the visualizer at step ``round_idx + 1``."""
+    hub = runner.message_hub
+    hub.update_info('federated/round', round_idx)
+    for key, val in scalars.items():
+        hub.update_scalar(f'train/{key}', val)
+    if get_rank() == 0:
+        runner.visualizer.add_scalars(scalars, step=round_idx + 1)
 
 
 class RoundTimer:

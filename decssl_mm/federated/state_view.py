@@ -1,10 +1,10 @@
 """The tensors of a module's state dict, read without walking the module."""
-from typing import Dict, List, MutableMapping, Tuple
+from typing import List, MutableMapping, Tuple
 
 import torch
 from torch import nn
 
-StateDict = Dict[str, torch.Tensor]
+from decssl_mm.utils.state_dict import StateDict
 _Entry = Tuple[str, MutableMapping, str]
 
 

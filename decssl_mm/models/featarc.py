@@ -241,8 +241,9 @@ class FeatARC(BaseModel):
         if not self.has_reference:
             raise RuntimeError(
                 'FeatARC: model.align_weight > 0 needs a reference model; '
-                "train with train_cfg.type='FeatARCTrainLoop' (which loads "
-                'the cluster model) or call set_reference() first.')
+                "train with train_cfg.server=dict(type='ClusteredServer', "
+                "mode='ours', ...) (which sends the cluster model) or call "
+                'set_reference() first.')
         n = view1.shape[0]
         both = torch.cat([view1, view2]) if view1.shape == view2.shape \
             else None

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from decssl_mm.utils.checkpoint_io import read_clusters
 from .grid import ROOT, rel, to_jsonable
 from .plan import (Point, eval_loaders, eval_settings, point_images,
                    point_work)
@@ -53,8 +54,7 @@ def checkpoint_info(path: str) -> dict:
         rounds=None if rounds is None else int(rounds),
         comm_bytes_total=None if comm is None else int(comm),
         featarc_chosen=extra.get('chosen'),
-        featarc_clusters=len(extra['clusters']) if extra.get('clusters')
-        else None)
+        featarc_clusters=len(read_clusters(extra)) or None)
 
 
 def _target_rounds(cfg: Any) -> Optional[int]:

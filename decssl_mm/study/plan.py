@@ -251,15 +251,18 @@ def derived_fields(cfg: Any) -> dict:
         if 'rounds' in tcfg else None
     server = str((tcfg.get('server') or {}).get('type', ''))
     featarc_mode = None
-    if loop.endswith('FeatARCTrainLoop') or \
-            server.endswith('ClusteredServer'):
+    if server.endswith('ClusteredServer'):
         # FeatARC-paper / FeatARC-ours when the config names the mode
         featarc_mode = (tcfg.get('server') or {}).get('mode')
         agg = f'FeatARC-{featarc_mode}' if featarc_mode else 'FeatARC'
     trainer = str((tcfg.get('trainer') or {}).get('type', ''))
-    if agg is not None and trainer.endswith(('FedProxTrainer',
-                                             'FedEMATrainer')):
-        agg = trainer[:-len('Trainer')]
+    if agg is not None and trainer and \
+            trainer.split('.')[-1] != 'ClientTrainer':
+        # a trainer of its own names the algorithm (FedProxTrainer ->
+        # FedProx, ScaffoldTrainer -> Scaffold)
+        name = trainer.split('.')[-1]
+        agg = name[:-len('Trainer')] if name.endswith('Trainer') and \
+            name != 'Trainer' else name
     part = get_key(cfg, PARTITION_KEY, None)
     out = dict(
         algorithm=(inner or {}).get('type'),

@@ -45,19 +45,17 @@ def check_train_cfg(cfg: Config) -> None:
     Raises:
         ValueError: Naming the offending ``train_cfg`` key.
     """
+    from decssl_mm.federated.loop_checks import (check_loop_type,
+                                                 validate_schedule)
     tcfg = cfg.get('train_cfg') or {}
-    if tcfg.get('type') not in ('FederatedTrainLoop', 'FeatARCTrainLoop'):
+    check_loop_type(tcfg.get('type'))
+    if tcfg.get('type') != 'FederatedTrainLoop':
         return
-    rounds = tcfg.get('rounds')
-    if rounds is None or int(rounds) != rounds or rounds < 1:
-        raise ValueError(
-            f'train_cfg.rounds must be a positive integer, got {rounds}.')
+    validate_schedule(tcfg.get('rounds'), tcfg.get('local_epochs'),
+                      tcfg.get('local_iters'))
     p = tcfg.get('participation')
     if p is not None and not 0 < p <= 1:
         raise ValueError(f'train_cfg.participation must be in (0, 1], got {p}.')
-    if (tcfg.get('local_epochs') is None) == (tcfg.get('local_iters') is None):
-        raise ValueError('Give exactly one of train_cfg.local_epochs and '
-                         'train_cfg.local_iters.')
 
 
 def check_config(cfg: Config) -> None:

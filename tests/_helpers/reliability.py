@@ -199,13 +199,14 @@ class AttackedTrainer(ClientTrainer):
         self.factor = float(factor)
         self.claimed_samples = claimed_samples
 
-    def upload(self, client_id: int, state, num_samples: int):
-        if int(client_id) not in self.attackers:
+    def upload(self, task, state):
+        state, num_samples = super().upload(task, state)
+        if int(task.client_id) not in self.attackers:
             return state, num_samples
         sign = -1.0 if self.attack == 'flip' else 1.0
-        start = self.loop.server.start_state(client_id)
+        start = task.start_state
         state = dict(state)
-        for k in self.loop.server.exchanged_keys:
+        for k in task.exchanged_keys:
             g = start[k]
             if g.is_floating_point():
                 state[k] = g + sign * self.factor * (state[k] - g)

@@ -5,7 +5,6 @@ and model are tiny stand-ins (no Runner, no ResNet), so that the expected
 results can be written down by hand.
 """
 import copy
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch.nn as nn
 
 from decssl_mm.federated.aggregators import FedAvg
 from decssl_mm.federated.client_state import DiskClientStateStore
+from decssl_mm.federated.messages import ClientResult, RunContext
 from decssl_mm.federated.servers import ClusteredServer
 
 
@@ -90,9 +90,10 @@ def bare_loop(tmp_path, dataset=None, backbone=None, clusters=(),
     model.data_preprocessor = _Preprocessor()
     store = DiskClientStateStore()
     store.setup(str(tmp_path))
-    loop.loop = SimpleNamespace(
-        model=model, dataset=dataset, store=store, seed=0,
-        client_sizes=np.asarray(client_sizes, np.int64))
+    loop.ctx = RunContext(model, dataset,
+                          np.asarray(client_sizes, np.int64), 1, 0,
+                          str(tmp_path))
+    loop.store = store  # the tests keep client features here
     loop.num_clusters = len(clusters)
     loop.clusters = [dict(c) for c in clusters]
     loop.feat_batch_size = 16
@@ -137,6 +138,11 @@ def _store_local_features(loop, locals_):
                         0)
 
 
+def _memo(loop, k):
+    """Client ``k``'s ``'featarc'`` entry, as the loop hands it over."""
+    return (loop.store.load(k) or {}).get('featarc')
+
+
 def test_assignment_picks_the_cluster_of_the_clients_data(
         tmp_path, two_groups):
     init, cluster_a, cluster_b, dataset, locals_ = two_groups
@@ -145,7 +151,7 @@ def test_assignment_picks_the_cluster_of_the_clients_data(
                      client_sizes=[32] * 4)
     _store_local_features(loop, locals_)
     for k in range(4):
-        cluster, scores = loop.assign_client(k)
+        cluster, scores = loop.assign_client(k, _memo(loop, k))
         assert cluster == k % 2, (k, scores)
         assert scores[k % 2] > scores[1 - k % 2] + 0.1, (k, scores)
         # the score is the mean inner product of unit features
@@ -153,7 +159,8 @@ def test_assignment_picks_the_cluster_of_the_clients_data(
     # the cluster order does not matter
     loop.clusters = loop.clusters[::-1]
     loop._probes_fresh = False
-    assert [loop.assign_client(k)[0] for k in range(4)] == [1, 0, 1, 0]
+    assert [loop.assign_client(k, _memo(loop, k))[0]
+            for k in range(4)] == [1, 0, 1, 0]
 
 
 def test_first_time_clients_are_round_robin(tmp_path, two_groups):
@@ -161,7 +168,7 @@ def test_first_time_clients_are_round_robin(tmp_path, two_groups):
     loop = bare_loop(tmp_path, dataset, copy.deepcopy(init),
                      [_with_prefix(cluster_a), _with_prefix(cluster_b)],
                      client_sizes=[32] * 4)
-    assert [loop.assign_client(k) for k in range(4)] == [
+    assert [loop.assign_client(k, _memo(loop, k)) for k in range(4)] == [
         (0, None), (1, None), (0, None), (1, None)]
 
 
@@ -204,7 +211,9 @@ def _cluster_round(loop, updates, assignment):
         loop.assignment[k] = c
     loop.global_state = {k: v.clone() for k, v in loop.clusters[0].items()}
     for k in [2, 0, 3, 1]:  # shuffled order
-        loop.add(k, updates[k], int(loop.client_sizes[k]))
+        loop.add(ClientResult(k, 0, updates[k],
+                              int(loop.ctx.client_sizes[k]),
+                              extras={'features': torch.zeros(0, 0)}))
     loop.finish_round(0)
 
 

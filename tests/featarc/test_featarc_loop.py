@@ -8,6 +8,7 @@ import torch
 from mmengine.runner import Runner
 
 from _helpers.baseline_configs import tiny_cfg
+from decssl_mm.federated.messages import RunContext
 
 ALGORITHMS = ['simclr', 'mocov2', 'byol', 'simsiam', 'mocov3', 'barlowtwins',
               'densecl', 'swav']
@@ -65,7 +66,7 @@ def test_assignment_follows_the_scores(fmnist_root, tmp_path):
     for k, scores in loop.round_scores.items():
         assert scores is not None and len(scores) == 2
         assert loop.round_assignment[k] == int(np.argmax(scores))
-    sizes = loop.client_sizes
+    sizes = runner.train_loop.client_sizes
     totals = np.bincount(loop.assignment, weights=sizes, minlength=2)
     assert loop.chosen == int(np.argmax(totals))
     hub = runner.message_hub
@@ -127,36 +128,16 @@ def test_bad_featarc_settings(extra, match, fmnist_root, tmp_path):
         Runner.from_cfg(cfg).train()
 
 
-def _legacy_cfg(work_dir, fmnist_root, **settings):
-    """The FeatARC config written with ``type='FeatARCTrainLoop'``."""
-    cfg = _cfg('simclr', work_dir, fmnist_root)
+def test_featarc_loop_type_is_refused_with_the_server_form(fmnist_root,
+                                                          tmp_path):
+    from decssl_mm.utils.config_check import check_train_cfg
+    cfg = _cfg('simclr', tmp_path, fmnist_root)
     server = dict(cfg.train_cfg.pop('server'))
     server.pop('type')
-    server.pop('mode')
-    cfg.train_cfg.update(server, type='FeatARCTrainLoop', **settings)
-    return cfg
-
-
-def test_legacy_featarc_loop_type_equals_clustered_server(
-        fmnist_root, tmp_path):
-    # the legacy type is our variant ('ours' mode)
-    new = Runner.from_cfg(_cfg('simclr', tmp_path / 'new', fmnist_root,
-                               extra={'train_cfg.server.mode': 'ours'}))
-    new.train()
-    old = Runner.from_cfg(_legacy_cfg(tmp_path / 'old', fmnist_root))
-    old.train()
-    a, b = new.train_loop.server, old.train_loop.server
-    assert type(b).__name__ == 'ClusteredServer'
-    assert a.assignment.tolist() == b.assignment.tolist()
-    for ca, cb in zip(a.clusters, b.clusters):
-        for k in ca:
-            assert torch.equal(ca[k], cb[k]), k
-
-
-def test_legacy_featarc_loop_errors_name_its_keys(fmnist_root, tmp_path):
-    cfg = _legacy_cfg(tmp_path, fmnist_root, num_clusters=0)
-    with pytest.raises(ValueError, match=r'train_cfg\.num_clusters'):
-        Runner.from_cfg(cfg).train()
+    cfg.train_cfg.update(server, type='FeatARCTrainLoop')
+    with pytest.raises(ValueError, match=r"train_cfg\.type.*"
+                       r"server=dict\(type='ClusteredServer'"):
+        check_train_cfg(cfg)
 
 
 def test_paper_mode_starts_clusters_independently(fmnist_root, tmp_path):
@@ -164,7 +145,10 @@ def test_paper_mode_starts_clusters_independently(fmnist_root, tmp_path):
     runner._train_loop = runner.build_train_loop(runner._train_loop)
     server = runner.train_loop.server
     assert server.mode == 'paper'
-    server.setup(runner.train_loop)
+    loop = runner.train_loop
+    server.setup(RunContext(loop.model, loop.dataset, loop.client_sizes,
+                            loop.clients_per_round, loop.seed,
+                            runner.work_dir))
     a, b = server.clusters
     differ = [k for k in a if a[k].is_floating_point()
               and a[k].numel() > 1 and not torch.equal(a[k], b[k])]

@@ -132,7 +132,7 @@ def test_loss_adds_weighted_alignment():
 
 def test_missing_reference_is_an_error():
     _, model = _build_pair('simclr', 1.0)
-    with pytest.raises(RuntimeError, match='FeatARCTrainLoop'):
+    with pytest.raises(RuntimeError, match='ClusteredServer'):
         model.loss(_views(), None)
 
 

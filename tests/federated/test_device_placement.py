@@ -12,7 +12,7 @@ from _helpers.configs import tiny_federated_cfg
 from decssl_mm.federated.aggregators import ClientUpdateRejected, FedAvg
 from decssl_mm.federated.aggregators.base_aggregator import fold_weighted
 from decssl_mm.federated.aggregators.update_checks import all_finite
-from decssl_mm.federated.trainers.client_trainer import copy_state
+from decssl_mm.utils.state_dict import copy_state
 
 SIMCLR = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
 AMP = 'configs/decssl/simclr_r18_fmnist_dir0.1_amp.py'

@@ -1,7 +1,6 @@
 """Client trainers: FedProx and FedEMA, hook stages, bad settings."""
 import glob
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 from _helpers.configs import tiny_federated_cfg
+from decssl_mm.federated.messages import ClientTask
 from decssl_mm.federated.trainers import FedEMATrainer, FedProxTrainer
 from decssl_mm.federated.trainers.fedema_trainer import fedema_mu
 
@@ -29,14 +29,15 @@ class _TinyModel(BaseModel):
         return {'loss': (self.backbone.weight * inputs).sum()}
 
 
-def _stub_loop(model, start, lr=0.5):
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
-    server = SimpleNamespace(exchanged_keys=list(start),
-                             start_state=lambda k: start,
-                             client_extras=lambda k, m: {})
-    return SimpleNamespace(model=model, server=server,
-                           runner=SimpleNamespace(model=model,
-                                                  optim_wrapper=optim))
+def _setup(trainer, model, lr=0.5):
+    trainer.setup(model, OptimWrapper(torch.optim.SGD(model.parameters(),
+                                                      lr=lr)))
+
+
+def _task(start, client_id=0):
+    """A task starting from ``start``, every key exchanged."""
+    return ClientTask(client_id=client_id, round_idx=0, start_state=start,
+                      exchanged_keys=tuple(start), num_samples=1, seed=0)
 
 
 def _state(w, count=0.0):
@@ -49,8 +50,8 @@ def test_fedprox_step_matches_hand_computation():
     model = _TinyModel()
     start = _state([1.0, -2.0])
     trainer = FedProxTrainer(mu=0.2)
-    trainer.setup(_stub_loop(model, start))
-    trainer.start_weights(0, None)  # the anchor: the start model
+    _setup(trainer, model)
+    trainer.start_weights(_task(start), None)  # the anchor: the start model
     with torch.no_grad():
         model.backbone.weight.copy_(torch.tensor([[3.0, 0.0]]))
     x = torch.tensor([[0.5, 1.5]])
@@ -66,8 +67,8 @@ def test_fedprox_step_matches_hand_computation():
 def test_fedprox_mu_zero_is_the_models_own_step():
     model = _TinyModel()
     trainer = FedProxTrainer(mu=0.0)
-    trainer.setup(_stub_loop(model, _state([1.0, -2.0])))
-    trainer.start_weights(0, None)
+    _setup(trainer, model)
+    trainer.start_weights(_task(_state([1.0, -2.0])), None)
     out = trainer.train_step({'inputs': torch.tensor([[0.5, 1.5]])})
     assert 'loss_prox' not in out
 
@@ -109,15 +110,15 @@ def test_fedema_update_matches_hand_computation():
     model = _TinyModel()
     glob_ = _state([1.0, 1.0])
     trainer = FedEMATrainer(tau=0.6, divergence_keys=[r'^backbone\.'])
-    trainer.setup(_stub_loop(model, glob_))
+    _setup(trainer, model)
     # first participation: no own model, start from the global one
-    assert trainer.start_weights(3, None) is glob_
+    assert trainer.start_weights(_task(glob_, 3), None) is glob_
     assert trainer.last_mu is None
     # second: lambda = tau / ||g - l|| = 0.6 / 5, so mu = 0.6
     own = {'model': {'backbone.weight': torch.tensor([[4.0, 5.0]]),
                      'count': torch.tensor(7.0)},
            'lambda': None}
-    start = trainer.start_weights(3, {'fedema': own})
+    start = trainer.start_weights(_task(glob_, 3), {'fedema': own})
     assert math.isclose(trainer._lambda, 0.12, rel_tol=1e-9)
     assert math.isclose(trainer.last_mu, 0.6, rel_tol=1e-9)
     want = 0.6 * torch.tensor([4.0, 5.0]) + 0.4 * torch.tensor([1.0, 1.0])
@@ -127,7 +128,7 @@ def test_fedema_update_matches_hand_computation():
     # later: lambda kept, divergence 10 -> mu = min(1.2, 1) = 1
     own = {'model': {'backbone.weight': torch.tensor([[7.0, 9.0]]),
                      'count': torch.tensor(0.0)}, 'lambda': 0.12}
-    start = trainer.start_weights(3, {'fedema': own})
+    start = trainer.start_weights(_task(glob_, 3), {'fedema': own})
     assert trainer.last_mu == 1.0
     assert torch.equal(start['backbone.weight'], own['model']
                        ['backbone.weight'])

@@ -84,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from decssl_mm.evaluation.linear_probe import (classifier_predictions,
                                                    has_classifier_head)
     from decssl_mm.registry import MODELS
-    from decssl_mm.utils.checkpoint_io import atomic_write_text
+    from decssl_mm.utils.io import atomic_write_text
     from decssl_mm.utils.tool_config import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)

@@ -1,20 +1,17 @@
 """Streaming aggregation of client models into the global model."""
-import re
 from typing import Dict, List, Optional, Sequence, Set
 
 import torch
 
 from ..dist_utils import all_reduce_tensors
+from .aggregate import (DEFAULT_LOCAL_PATTERNS, apply_step, fold_max,
+                        fold_weighted, reduce_weighted_sums,
+                        select_exchanged_keys, weighted_mean_like)
 from .flat_sum import FlatWeightedSum
 from .update_checks import (all_finite, check_update, check_weight,
-                            is_bn_stat_key, is_buffer_name,
                             reject_non_finite)
 
-#: State-dict keys that stay on the client unless a config says otherwise:
-#: the negative-key queues of MoCo/DenseCL/SwAV and their pointers are
-#: client-local memories of the client's own data.
-DEFAULT_LOCAL_PATTERNS = (r'(^|\.)queue\d*$', r'(^|\.)queue\d*_ptr$',
-                          r'(^|\.)queue_ptr\d*$')
+__all__ = ['BaseAggregator', 'DEFAULT_LOCAL_PATTERNS', 'fold_weighted']
 
 
 class BaseAggregator:
@@ -27,28 +24,22 @@ class BaseAggregator:
     torch.distributed every rank adds its own clients and :meth:`finalize`
     all-reduces the sums.
 
-    What is exchanged is chosen by regular expressions over state-dict keys
-    (``re.search``): a key is exchanged when it matches one of ``include``
-    (all keys by default) and none of ``exclude``. Every key that is not
-    exchanged stays on the client and persists in its client state (e.g.
-    BatchNorm under FedBN, MoCo's queue). Floating tensors are averaged
-    (weighted); integer tensors (``num_batches_tracked``) take the maximum
-    over the round's clients. A server optimizer (:meth:`server_step`)
-    steps trainable parameters only: buffers (BatchNorm running statistics,
-    any other floating buffer) take the plain weighted mean of the clients'
-    values.
+    A key is exchanged when it matches (``re.search``) one of ``include``
+    (all keys by default) and none of ``exclude``; the others stay on the
+    client, in its client state (BatchNorm under FedBN, MoCo's queue).
+    Floating tensors are averaged (weighted); integer tensors
+    (``num_batches_tracked``) take the maximum over the round's clients. A
+    server optimizer (:meth:`server_step`) steps trainable parameters only;
+    floating buffers take the plain weighted mean. The maths are the
+    functions of :mod:`~decssl_mm.federated.aggregators.aggregate`.
 
     A client's update enters the aggregate whole or not at all: every key
-    is checked (present, shape and dtype kind of the global tensor, finite
-    elements) before anything is accumulated; a refused client raises
-    :class:`ClientUpdateRejected` and leaves the aggregate as if it had not
-    been added.
-
-    BatchNorm running statistics that are not exchanged (FedBN) stay on the
-    clients, but :meth:`finalize` also returns their weighted mean over the
-    round's clients (:attr:`export_only_keys`), so that the global model
-    that is evaluated and exported carries statistics of trained clients
-    rather than its initial ones.
+    is checked (present, shape and dtype kind, finite) first; a refused
+    client raises :class:`ClientUpdateRejected` and changes nothing.
+    BatchNorm statistics that are not exchanged (FedBN) stay on the
+    clients, but :meth:`finalize` also returns their weighted mean
+    (:attr:`export_only_keys`), so that the exported global model carries
+    statistics of trained clients.
 
     Args:
         include (Sequence[str], optional): Patterns of exchanged keys.
@@ -92,107 +83,37 @@ class BaseAggregator:
     def select_keys(self,
                     state_keys: Sequence[str],
                     param_keys: Optional[Sequence[str]] = None) -> List[str]:
-        """Decide which state-dict keys are exchanged with the server.
+        """Decide which state-dict keys are exchanged with the server
+        (:func:`~.aggregate.select_exchanged_keys`: arguments and errors).
 
         Also records :attr:`param_keys` (exchanged trainable parameters, the
         only keys a server optimizer steps) and :attr:`export_only_keys`
         (BatchNorm running statistics that are not exchanged).
 
-        Args:
-            state_keys (Sequence[str]): Keys of the model's state dict.
-            param_keys (Sequence[str], optional): Names of the model's
-                trainable parameters (``model.named_parameters()``). When
-                None, keys ending in ``running_mean``, ``running_var`` or
-                ``num_batches_tracked`` are buffers and every other floating
-                key a parameter. Defaults to None.
-
         Returns:
             list[str]: Exchanged keys, in state-dict order.
-
-        Raises:
-            ValueError: If an ``include``/``exclude`` pattern matches no key
-                (a typo would otherwise silently change the algorithm),
-                nothing is left to exchange, or a ``param_keys`` name is no
-                key of the state dict.
         """
-        state_keys = list(state_keys)
-        for name, patterns in (('include', self.include or []),
-                               ('exclude', self.exclude)):
-            for pat in patterns:
-                if pat in DEFAULT_LOCAL_PATTERNS:
-                    continue
-                if not any(re.search(pat, k) for k in state_keys):
-                    raise ValueError(
-                        f'aggregator.{name} pattern {pat!r} matches no key of '
-                        f'the model state dict (first keys: '
-                        f'{state_keys[:5]}).')
-        keys = [
-            k for k in state_keys
-            if (self.include is None or any(
-                re.search(p, k) for p in self.include)) and not any(
-                    re.search(p, k) for p in self.exclude)
-        ]
-        if not keys:
-            raise ValueError('The aggregator include/exclude patterns leave '
-                             'no key of the model to exchange.')
+        keys, params, export_only = select_exchanged_keys(
+            state_keys, self.include, self.exclude, param_keys)
         self.keys = keys
-        self.param_keys = self._select_param_keys(keys, state_keys,
-                                                  param_keys)
-        self._param_set = set(self.param_keys)
-        exchanged = set(keys)
-        self.export_only_keys = [
-            k for k in state_keys if k not in exchanged and is_bn_stat_key(k)
-        ]
+        self.param_keys = params
+        self._param_set = set(params)
+        self.export_only_keys = export_only
         return keys
 
-    @staticmethod
-    def _select_param_keys(keys: List[str], state_keys: List[str],
-                           param_keys: Optional[Sequence[str]]) -> List[str]:
-        """The exchanged keys that are trainable parameters."""
-        if param_keys is None:
-            return [k for k in keys if not is_buffer_name(k)]
-        known = set(state_keys)
-        unknown = [k for k in param_keys if k not in known]
-        if unknown:
-            raise ValueError(
-                f'aggregator.select_keys: parameter name {unknown[0]!r} is '
-                'not a key of the model state dict (param_keys must come '
-                'from the named_parameters() of the model whose state dict '
-                'is exchanged).')
-        params = set(param_keys)
-        return [k for k in keys if k in params]
-
     def check_clients_per_round(self, m: int) -> None:
-        """Refuse a number of clients per round the aggregator cannot use.
-
-        Called once before training. The base class accepts any number.
-
-        Args:
-            m (int): Clients sampled per round (``train_cfg``).
-
-        Raises:
-            ValueError: In subclasses, naming the offending config key.
-        """
+        """Refuse (``ValueError`` naming the config key) a number ``m`` of
+        clients per round the aggregator cannot use; called once before
+        training. The base class accepts any number."""
 
     def setup(self, work_dir: str) -> None:
-        """Prepare run-level resources (called once before training).
-
-        The base class needs none.
-
-        Args:
-            work_dir (str): The run's work directory.
-        """
+        """Prepare run-level resources under ``work_dir`` (called once
+        before training). The base class needs none."""
 
     # -- one round ------------------------------------------------------------
     def begin_round(self, global_state: Dict[str, torch.Tensor]) -> None:
-        """Start a round from the current global tensors.
-
-        Args:
-            global_state (dict[str, Tensor]): Global model; exchanged keys
-                and :attr:`export_only_keys` are read (export-only keys it
-                lacks are not averaged this round). Not copied: it must not
-                change in the round.
-        """
+        """Start a round from the global tensors (exchanged and export-only
+        keys are read; not copied: they must not change in the round)."""
         self._global = {k: global_state[k] for k in self.keys}
         self._export_ref = {
             k: global_state[k]
@@ -209,14 +130,12 @@ class BaseAggregator:
             self._global)
 
     def _key_kinds(self) -> tuple:
-        """``(floating keys, other keys)`` of the round's global tensors,
-        computed once per round (the global tensors do not change in it).
-        """
+        """``(floating keys, other keys)`` of the round's global tensors
+        (once per round: they do not change in it)."""
         if self._kinds is None:
             floats = [k for k in self.keys
                       if self._global[k].is_floating_point()]
-            fset = set(floats)
-            self._kinds = (floats, [k for k in self.keys if k not in fset])
+            self._kinds = (floats, [k for k in self.keys if k not in floats])
         return self._kinds
 
     def client_weight(self, num_samples: int) -> float:
@@ -245,10 +164,9 @@ class BaseAggregator:
             num_samples (int): The client's number of samples.
 
         Raises:
-            ClientUpdateRejected: If a key is missing, a tensor's shape or
-                dtype kind (floating/integer) differs from the global one,
-                an element is NaN/Inf (``check_finite``), or the sample
-                count is negative or not finite.
+            ClientUpdateRejected: A key missing, a shape or dtype kind not
+                the global one's, a NaN/Inf (``check_finite``), a negative
+                or non-finite sample count.
         """
         check_weight(client_id, num_samples)
         refs = dict(self._global)
@@ -298,14 +216,10 @@ class BaseAggregator:
         self._num_clients += 1
 
     def _streams_models(self) -> bool:
-        """Whether the running sum is over models rather than deltas.
-
-        Summing the models themselves costs a client one packing copy,
-        one finiteness reduction and one multiply-add over flat buffers
-        (:class:`FlatWeightedSum`); the mean update is taken once at the
-        end.
-        Subclasses that override :meth:`_accumulate` receive deltas.
-        """
+        """Whether the running sum is over models (flat buffers,
+        :class:`FlatWeightedSum`; the mean update is taken once at the end)
+        rather than deltas: a subclass overriding :meth:`_accumulate`
+        receives deltas."""
         return type(self)._accumulate is BaseAggregator._accumulate
 
     def _accumulate(self, client_id: int, deltas: Dict[str, torch.Tensor],
@@ -327,16 +241,7 @@ class BaseAggregator:
     def _record_ints(self, client_id: int,
                      ints: Dict[str, torch.Tensor]) -> None:
         """Keep the running maximum of the integer tensors."""
-        if not self._int_max:
-            self._int_max = {k: t.clone() for k, t in ints.items()}
-            return
-        keys = list(ints)
-        try:  # one fused call for every integer tensor
-            torch._foreach_maximum_([self._int_max[k] for k in keys],
-                                    [ints[k] for k in keys])
-        except (AttributeError, RuntimeError, TypeError):
-            for k in keys:
-                self._int_max[k] = torch.maximum(self._int_max[k], ints[k])
+        fold_max(self._int_max, ints)
 
     def _accumulate_export(self, client_id: int,
                            values: Dict[str, torch.Tensor],
@@ -345,22 +250,15 @@ class BaseAggregator:
         fold_weighted(self._export_sum, values, list(values), weight)
 
     def reduce_mean_delta(self) -> Optional[Dict[str, torch.Tensor]]:
-        """All-reduce the sums and return the weighted mean update.
-
-        Returns:
-            dict[str, Tensor] or None: Mean float64 update per float key; None
-            when no client of any rank contributed.
-        """
+        """All-reduce the sums: the weighted mean float64 update per float
+        key (None when no client of any rank contributed)."""
         running = self.running_sums()
         sums = {
             k: running.get(k, torch.zeros_like(self._global[k],
                                                dtype=torch.float64))
             for k in self._float_keys()
         }
-        sums['__weight__'] = torch.tensor([self._total_weight],
-                                          dtype=torch.float64)
-        sums = all_reduce_tensors(sums, 'sum')
-        total = float(sums.pop('__weight__').item())
+        sums, total = reduce_weighted_sums(sums, self._total_weight)
         if total <= 0:
             return None
         if self._streams_models():  # mean model - global model
@@ -380,11 +278,8 @@ class BaseAggregator:
         return {k: v.to(self._global[k].dtype) for k, v in vals.items()}
 
     def reduce_export_keys(self) -> Dict[str, torch.Tensor]:
-        """All-reduce the export-only statistics; their weighted mean.
-
-        Returns:
-            dict[str, Tensor]: New values of the export-only keys (dtype and
-            device of the global ones); empty when no client contributed.
+        """All-reduce the export-only statistics; their weighted mean (dtype
+        and device of the global ones; empty when no client contributed).
         """
         if not self._export_ref:
             return {}
@@ -393,17 +288,8 @@ class BaseAggregator:
                 k, torch.zeros_like(ref, dtype=torch.float64))
             for k, ref in self._export_ref.items()
         }
-        sums['__weight__'] = torch.tensor([self._total_weight],
-                                          dtype=torch.float64)
-        sums = all_reduce_tensors(sums, 'sum')
-        total = float(sums.pop('__weight__').item())
-        if total <= 0:
-            return {}
-        return {
-            k: (v / total).to(self._export_ref[k].device,
-                              self._export_ref[k].dtype)
-            for k, v in sums.items()
-        }
+        sums, total = reduce_weighted_sums(sums, self._total_weight)
+        return weighted_mean_like(sums, total, self._export_ref)
 
     def finalize(self) -> Optional[Dict[str, torch.Tensor]]:
         """Produce the new global values of the round.
@@ -425,22 +311,16 @@ class BaseAggregator:
         step = self.server_step(params)
         step.update(
             {k: d for k, d in mean_delta.items() if k not in self._param_set})
-        new = {}
-        for k, d in step.items():
-            g = self._global[k]
-            new[k] = (g.double() + d.to(g.device)).to(g.dtype)
+        new = apply_step(self._global, step)
         new.update(ints)
         new.update(export)
         return new
 
-    def server_step(
-            self, mean_delta: Dict[str,
-                                   torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Turn the mean client update into the global update.
-
-        Receives the trainable parameters only (:attr:`param_keys`); buffers
-        take the mean update as it is. Plain averaging applies the mean
-        update as it is. Server optimizers (FedAvgM, FedAdam) override this.
+    def server_step(self, mean_delta: Dict[str, torch.Tensor]
+                    ) -> Dict[str, torch.Tensor]:
+        """Turn the mean client update into the global update: as it is
+        here; server optimizers (FedAvgM, FedAdam) override this. Receives
+        the trainable parameters only (:attr:`param_keys`).
 
         Args:
             mean_delta (dict[str, Tensor]): Mean float64 update per
@@ -464,26 +344,3 @@ class BaseAggregator:
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
 
-
-def fold_weighted(sums: Dict[str, torch.Tensor],
-                  values: Dict[str, torch.Tensor], keys: Sequence[str],
-                  weight: float) -> None:
-    """``sums[k] += weight * values[k]`` in float64, in place.
-
-    A key not yet in ``sums`` starts as ``weight * values[k]`` in float64
-    on the value's device; keys already there are updated with one fused
-    ``torch._foreach_add_`` (one call instead of one per tensor).
-
-    Args:
-        sums (dict[str, Tensor]): Running float64 sums, updated in place.
-        values (dict[str, Tensor]): One client's tensors.
-        keys (Sequence[str]): Keys to fold.
-        weight (float): The client's weight.
-    """
-    fresh = {k for k in keys if k not in sums}
-    for k in fresh:
-        sums[k] = values[k].to(torch.float64, copy=True).mul_(weight)
-    rest = [k for k in keys if k not in fresh]
-    if rest:
-        torch._foreach_add_([sums[k] for k in rest],
-                            [values[k] for k in rest], alpha=weight)

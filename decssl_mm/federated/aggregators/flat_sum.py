@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-StateDict = Dict[str, torch.Tensor]
+from decssl_mm.utils.state_dict import StateDict, copy_tensors
 
 #: Values of one device and dtype up to which tensors are packed into one
 #: (a fused copy, one sum); above it one fused norm reads them in place.
@@ -240,7 +240,7 @@ class _Group:
                 self._pack_buf[o:o + shape.numel()].view(shape)
                 for o, shape in self.offsets
             ]
-        copy_into_views(self._pack_views, srcs)
+        copy_tensors(self._pack_views, srcs)
         return self._pack_buf
 
     def cast_buffer(self, n: int) -> torch.Tensor:
@@ -285,14 +285,3 @@ def group_all_finite(tensors: Sequence[torch.Tensor],
     if sum(t.numel() for t in tensors) <= pack_numel:
         return flat_all_finite(flatten_tensors(tensors))
     return tensors_all_finite(tensors)
-
-
-def copy_into_views(dst: List[torch.Tensor],
-                    src: List[torch.Tensor]) -> None:
-    """``dst[i].copy_(src[i])`` for all ``i``, one fused call where torch
-    has ``_foreach_copy_``."""
-    try:
-        torch._foreach_copy_(dst, src)
-    except (AttributeError, RuntimeError, TypeError):
-        for d, t in zip(dst, src):
-            d.copy_(t)

@@ -1,4 +1,5 @@
 from .clustered_server import ClusteredServer
 from .fedavg_server import FedAvgServer
+from .scaffold_server import ScaffoldServer
 
-__all__ = ['FedAvgServer', 'ClusteredServer']
+__all__ = ['FedAvgServer', 'ClusteredServer', 'ScaffoldServer']

@@ -3,12 +3,10 @@ import math
 import re
 from typing import Dict, List, Optional, Sequence
 
-import torch
-
 from decssl_mm.registry import CLIENT_TRAINERS
+from decssl_mm.utils.state_dict import StateDict
+from ..messages import ClientTask
 from .client_trainer import ClientTrainer
-
-StateDict = Dict[str, torch.Tensor]
 
 
 @CLIENT_TRAINERS.register_module()
@@ -57,14 +55,15 @@ class FedEMATrainer(ClientTrainer):
         #: ``mu`` of the client being trained (None: first participation)
         self.last_mu: Optional[float] = None
 
-    def ema_keys(self, start: StateDict) -> List[str]:
+    @staticmethod
+    def ema_keys(task: ClientTask, start: StateDict) -> List[str]:
         """Exchanged floating tensors (mixed)."""
-        return [k for k in self.loop.server.exchanged_keys
+        return [k for k in task.exchanged_keys
                 if start[k].is_floating_point()]
 
-    def divergence_names(self) -> List[str]:
+    def divergence_names(self, task: ClientTask) -> List[str]:
         """Exchanged parameters whose names match ``divergence_keys``."""
-        exchanged = set(self.loop.server.exchanged_keys)
+        exchanged = set(task.exchanged_keys)
         names = [n for n, _ in self.model.named_parameters()
                  if n in exchanged and any(
                      re.search(p, n) for p in self.divergence_keys)]
@@ -74,33 +73,41 @@ class FedEMATrainer(ClientTrainer):
                              'parameter of the model.')
         return names
 
-    def start_weights(self, client_id: int,
-                      saved: Optional[dict]) -> StateDict:
+    def start_weights(self, task: ClientTask,
+                      local_state: Optional[dict]) -> StateDict:
         """The EMA of the client's own and the server's model."""
-        start = super().start_weights(client_id, saved)
-        own = (saved or {}).get('fedema') or {}
+        start = super().start_weights(task, local_state)
+        own = (local_state or {}).get('fedema') or {}
         self._lambda = own.get('lambda')
         self.last_mu = None
         local = own.get('model')
         if not local:
             return start
-        mu, self._lambda = fedema_mu(start, local, self.divergence_names(),
+        mu, self._lambda = fedema_mu(start, local,
+                                     self.divergence_names(task),
                                      self.tau, self._lambda)
         self.last_mu = mu
         mixed = dict(start)
-        for k in self.ema_keys(start):
+        for k in self.ema_keys(task, start):
             g = start[k]
             mixed[k] = mu * local[k].to(g.device, g.dtype) + (1 - mu) * g
         return mixed
 
-    def local_state(self, client_id: int, state: StateDict) -> dict:
+    def metrics(self, steps: int) -> Dict[str, float]:
+        """Also ``fedema_mu`` (absent at a first participation)."""
+        out = super().metrics(steps)
+        if self.last_mu is not None:
+            out['fedema_mu'] = float(self.last_mu)
+        return out
+
+    def local_state(self, task: ClientTask, state: StateDict) -> dict:
         """Also the client's trained exchanged tensors and its ``lambda``.
         """
-        out = super().local_state(client_id, state)
+        out = super().local_state(task, state)
         out['fedema'] = {
             'model': {
                 k: state[k].detach().cpu().clone()
-                for k in self.ema_keys(state)
+                for k in self.ema_keys(task, state)
             },
             'lambda': self._lambda,
         }

@@ -4,10 +4,10 @@ from typing import Dict, Optional
 import torch
 
 from decssl_mm.registry import CLIENT_TRAINERS
+from decssl_mm.utils.state_dict import StateDict
 from ..client_isolation import client_local_ops
+from ..messages import ClientTask
 from .client_trainer import ClientTrainer
-
-StateDict = Dict[str, torch.Tensor]
 
 
 @CLIENT_TRAINERS.register_module()
@@ -36,11 +36,11 @@ class FedProxTrainer(ClientTrainer):
         self.mu = float(mu)
         self._anchor: Dict[str, torch.Tensor] = {}
 
-    def start_weights(self, client_id: int,
-                      saved: Optional[dict]) -> StateDict:
+    def start_weights(self, task: ClientTask,
+                      local_state: Optional[dict]) -> StateDict:
         """The server's model; remembered as the proximal anchor."""
-        start = super().start_weights(client_id, saved)
-        exchanged = set(self.loop.server.exchanged_keys)
+        start = super().start_weights(task, local_state)
+        exchanged = set(task.exchanged_keys)
         self._anchor = {
             name: start[name]
             for name, _ in self.model.named_parameters()
@@ -66,7 +66,7 @@ class FedProxTrainer(ClientTrainer):
         if self.mu == 0:
             return super().train_step(data_batch)
         model = self.model
-        optim_wrapper = self.loop.runner.optim_wrapper
+        optim_wrapper = self.optim_wrapper
         with client_local_ops(model), optim_wrapper.optim_context(model):
             data = model.data_preprocessor(data_batch, True)
             losses = model._run_forward(data, mode='loss')
