@@ -106,6 +106,8 @@ def main() -> None:
     cfg = merge_args(cfg, args)
     from decssl_mm.utils.config_check import check_config
     check_config(cfg)
+    from decssl_mm.engine.workdir_lock import acquire_work_dir_lock
+    acquire_work_dir_lock(cfg.work_dir)  # one run per work dir
     runner = Runner.from_cfg(cfg)
     runner.train()
 

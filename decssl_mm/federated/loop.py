@@ -7,6 +7,7 @@ from mmengine.dist import barrier, get_rank, get_world_size
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
+from decssl_mm.engine.workdir_lock import acquire_work_dir_lock
 from decssl_mm.registry import (CLIENT_SAMPLERS, CLIENT_STATE_STORES,
                                 CLIENT_TRAINERS, LOOPS, SERVERS)
 from decssl_mm.utils.registry_utils import build_checked
@@ -227,6 +228,7 @@ class FederatedTrainLoop(BaseLoop):
     # --------------------------------------------------------------- the run
     def run(self) -> torch.nn.Module:
         """Run all (remaining) rounds."""
+        acquire_work_dir_lock(self.runner.work_dir)  # before any removal
         check_epoch_schedulers(self.runner.param_schedulers)
         self.runner.call_hook('before_train')
         self._setup()
