@@ -6,6 +6,7 @@ import torch
 
 from ..dist_utils import all_reduce_tensors
 from .flat_sum import FlatWeightedSum
+from .int_reduce import int_result_like
 from .update_checks import (all_finite, check_update, check_weight,
                             is_bn_stat_key, is_buffer_name,
                             reject_non_finite)
@@ -377,7 +378,8 @@ class BaseAggregator:
             for k in self._int_keys()
         }
         vals = all_reduce_tensors(vals, 'max')
-        return {k: v.to(self._global[k].dtype) for k, v in vals.items()}
+        return {k: int_result_like(v, self._global[k])
+                for k, v in vals.items()}
 
     def reduce_export_keys(self) -> Dict[str, torch.Tensor]:
         """All-reduce the export-only statistics; their weighted mean.

@@ -14,6 +14,7 @@ from mmengine.logging import print_log
 
 from ..dist_utils import _comm_device, all_gather_objects
 from .base_aggregator import DEFAULT_LOCAL_PATTERNS, BaseAggregator
+from .int_reduce import floor_midpoint, int_result_like
 
 _BUFFERS = ('memory', 'disk')
 #: Directory of the disk buffers inside a run's work dir.
@@ -75,10 +76,9 @@ def sorted_median(rows: torch.Tensor) -> torch.Tensor:
     v = rows.sort(dim=0).values
     if m % 2:
         return v[m // 2]
-    pair = v[m // 2 - 1] + v[m // 2]
-    if pair.is_floating_point():
-        return pair / 2
-    return pair.div(2, rounding_mode='floor')
+    if not v.is_floating_point():  # no overflow of the pair's sum
+        return floor_midpoint(v[m // 2 - 1], v[m // 2])
+    return (v[m // 2 - 1] + v[m // 2]) / 2
 
 class UpdateBuffer:
     """The flat float32 updates of this rank's clients in the current round.
@@ -382,8 +382,7 @@ class BufferedAggregator(BaseAggregator):
         out, offset = {}, 0
         for k in keys:
             g = self._global[k]
-            out[k] = flat[offset:offset + g.numel()].view(g.shape).to(
-                g.device, g.dtype)
+            out[k] = int_result_like(flat[offset:offset + g.numel()], g)
             offset += g.numel()
         return out
 
