@@ -59,6 +59,8 @@ class CorruptCheckpointError(CheckpointLoadError, RuntimeError):
 # ----------------------------------------------------------------- writing
 #: errno values that mean "the device or the quota is full".
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+#: How a full-disk error naming its file begins.
+_NAMED_NO_SPACE = 'no space left writing'
 #: What torch's file writer says when a write comes back short.
 _TORCH_SHORT_WRITE = ('unexpected pos', 'PytorchStreamWriter failed writing')
 
@@ -90,12 +92,12 @@ def no_space_left_as_oserror(path: str) -> Iterator[None]:
     try:
         yield
     except (OSError, RuntimeError) as e:
-        if not _is_no_space(e):
-            raise
+        if not _is_no_space(e) or _NAMED_NO_SPACE in str(e):
+            raise  # not a full disk, or already named (nested writers)
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise OSError(
             errno.ENOSPC,
-            f'no space left writing {path} (free space on its device or '
+            f'{_NAMED_NO_SPACE} {path} (free space on its device or '
             f'raise the quota; the previous file is unchanged) [{detail}]'
         ) from e
 

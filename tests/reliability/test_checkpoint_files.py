@@ -278,6 +278,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(
         hook._save_checkpoint_with_step(runner, 2, {})
     monkeypatch.undo()
     assert e.value.errno == errno.ENOSPC
+    assert str(e.value).count('no space left writing') == 1  # wrapped once
     assert _listing(work) == ['epoch_1.pth', 'last_checkpoint']
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read() == osp.join(work, 'epoch_1.pth')
