@@ -17,6 +17,7 @@ from .local_schedule import SCHEDULE_UNITS, LocalEpochSchedule
 from .loop_checks import (check_epoch_schedulers, check_round_data,
                           validate_schedule)
 from .round_data import with_round_batch_sampler
+from .round_stream import RoundStream
 from .round_planner import RoundPlanner
 from .run_log import RoundTimer, log_run_start
 from .round_outcome import CommMeter, gather_outcome, raise_if_all_failed
@@ -280,7 +281,8 @@ class FederatedTrainLoop(BaseLoop):
         plans = [(k, self.client_batches(k, round_idx)) for k in mine
                  if self.client_sizes[k] > 0]
         self.batch_sampler.set_plan([b for _, bs in plans for b in bs])
-        stream = iter(self.dataloader) if plans else None
+        stream = RoundStream(self.dataloader, [b for _, bs in plans
+                                               for b in bs]) if plans else None
         ok, failed, written, batch_idx = [], [], {}, 0
         for k, batches in plans:
             self.runner.call_hook('before_client', client_id=int(k),
