@@ -12,6 +12,12 @@ bytes of client-state files and of files in the work dir. It fails (exit 1)
 if, between the first window after warm-up and the last one, RSS grows more
 than ``--rss-slack-mb``, descriptors grow at all, or the client-state
 directory holds more than two versions per client.
+
+With ``--hostile``, one client per round is hostile, in turn: it sends a
+``float64`` tensor of ``1e300`` for a ``float32`` key, a NaN tensor, a
+``2**63 - 1`` BatchNorm counter, or its data kills the dataloader worker
+loading it (two workers per loader). The run must finish with a finite
+global model and every other client trained in every round.
 """
 import argparse
 import json
@@ -27,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import get_worker_info
 
 from _common import ROOT, quiet_env  # noqa: F401  (sets sys.path)
 
@@ -53,7 +60,12 @@ class SoakDataset(BaseDataset):
     def load_data_list(self) -> List[dict]:
         return [dict(gt_label=i % 10, idx=i) for i in range(self.num)]
 
+    #: Samples whose loading kills the worker process (``--hostile``).
+    doomed: frozenset = frozenset()
+
     def __getitem__(self, idx: int) -> dict:
+        if int(idx) in SoakDataset.doomed and get_worker_info() is not None:
+            os._exit(3)  # a transform that kills its worker
         g = torch.Generator().manual_seed(int(idx))
         return dict(inputs=torch.randn(1, 8, 8, generator=g),
                     data_samples=torch.tensor(int(idx) % 10))
@@ -93,7 +105,8 @@ def read_proc_status_kb(field: str) -> int:
 
 
 def dir_stats(path: str) -> Dict[str, int]:
-    names = os.listdir(path) if osp.isdir(path) else []
+    names = [n for n in (os.listdir(path) if osp.isdir(path) else [])
+             if not n.endswith('.sha256')]  # checksum sidecars aside
     return dict(files=len(names),
                 bytes=sum(osp.getsize(osp.join(path, n)) for n in names))
 
@@ -126,8 +139,62 @@ class SoakMonitor(Hook):
             seconds=time.perf_counter() - self.t0))
 
 
+#: What the hostile client of round r does: ``HOSTILE_KINDS[r % 4]``.
+HOSTILE_KINDS = ('float64_overflow', 'nan', 'huge_int', 'killed_worker')
+
+
+class HostileClientHook(Hook):
+    """Client ``r % num_clients`` of round ``r`` is hostile (see module
+    docstring); records the clients trained per round."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self.trained: List[int] = []
+
+    @staticmethod
+    def _target(runner) -> int:
+        loop = runner.train_loop
+        return loop.epoch % len(loop.client_sizes)
+
+    def before_train(self, runner) -> None:
+        server = runner.train_loop.server
+        real_add = server.add
+
+        def add(client_id, state, num_samples):
+            kind = HOSTILE_KINDS[runner.train_loop.epoch % 4]
+            if int(client_id) == self._target(runner):
+                state = dict(state)
+                w = state['encoder.0.weight']
+                if kind == 'float64_overflow':
+                    state['encoder.0.weight'] = torch.full(
+                        w.shape, 1e300, dtype=torch.float64)
+                elif kind == 'nan':
+                    state['encoder.0.weight'] = torch.full_like(
+                        w, float('nan'))
+                elif kind == 'huge_int':
+                    state['encoder.1.num_batches_tracked'] = torch.tensor(
+                        2**63 - 1)
+            return real_add(client_id, state, num_samples)
+
+        server.add = add
+
+    def before_train_epoch(self, runner) -> None:
+        loop = runner.train_loop
+        doomed = frozenset()
+        if HOSTILE_KINDS[loop.epoch % 4] == 'killed_worker':
+            indices = loop.dataset.client_indices(self._target(runner))
+            doomed = frozenset(int(i) for i in indices)
+        SoakDataset.doomed = doomed
+
+    def after_train_epoch(self, runner) -> None:
+        hub = runner.message_hub
+        self.trained.append(
+            int(hub.get_scalar('train/federated/clients_ok').current()))
+
+
 def soak_cfg(work_dir: str, rounds: int, clients: int,
-             aggregator: str) -> Config:
+             aggregator: str, num_workers: int = 0) -> Config:
     cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/default_runtime.py'))
     cfg.merge_from_dict(dict(
         work_dir=work_dir,
@@ -135,7 +202,7 @@ def soak_cfg(work_dir: str, rounds: int, clients: int,
         model=dict(type='SoakModel'),
         model_wrapper_cfg=dict(type='decssl_mm.FederatedModelWrapper'),
         train_dataloader=dict(
-            batch_size=4, num_workers=0, persistent_workers=False,
+            batch_size=4, num_workers=num_workers, persistent_workers=False,
             collate_fn=dict(type='default_collate'),
             dataset=dict(
                 type='ClientPartitionedDataset',
@@ -202,21 +269,39 @@ def main() -> int:
     parser.add_argument('--json', help='write the per-round rows here')
     parser.add_argument('--keep', action='store_true',
                         help='keep the work dir')
+    parser.add_argument('--hostile', action='store_true',
+                        help='one hostile client in every round')
     args = parser.parse_args()
     torch.set_num_threads(1)
     work_dir = tempfile.mkdtemp(prefix='soak_')
     monitor = SoakMonitor()
     try:
         runner = Runner.from_cfg(
-            soak_cfg(work_dir, args.rounds, args.clients, args.aggregator))
+            soak_cfg(work_dir, args.rounds, args.clients, args.aggregator,
+                     num_workers=2 if args.hostile else 0))
         runner.register_hook(monitor)
+        hostile = HostileClientHook()
+        if args.hostile:
+            runner.register_hook(hostile)
         runner.train()
+        final = runner.train_loop.global_state
     finally:
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
     summary = summarize(monitor.rows, args.clients, args.rss_slack_mb,
                         monitor.final_state_files)
     summary['aggregator'] = args.aggregator
+    if args.hostile:
+        expected = [args.clients - (HOSTILE_KINDS[r % 4] != 'huge_int')
+                    for r in range(args.rounds)]
+        summary['trained_per_round'] = hostile.trained
+        summary['checks']['finite_global_model'] = all(
+            bool(torch.isfinite(v).all()) for v in final.values()
+            if v.is_floating_point())
+        summary['checks']['counters_not_negative'] = all(
+            int(v.min()) >= 0 for v in final.values()
+            if not v.is_floating_point() and v.numel())
+        summary['checks']['only_hostile_lost'] = hostile.trained == expected
     print(json.dumps(summary, indent=2))
     if args.json:
         with open(args.json, 'w') as f:

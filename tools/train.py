@@ -20,9 +20,11 @@ def parse_args() -> argparse.Namespace:
         '--resume',
         nargs='?',
         type=str,
-        const='auto',
+        const='latest',
         help='resume from the given checkpoint; without a path, resume from '
-        'the latest checkpoint in the work directory')
+        'the latest checkpoint in the work directory (an error naming the '
+        'newest readable one if it is unreadable); "auto" falls back to the '
+        'newest readable checkpoint with a warning')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument(
@@ -70,7 +72,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
+    if args.resume in ('auto', 'latest'):
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
@@ -106,6 +108,12 @@ def main() -> None:
     cfg = merge_args(cfg, args)
     from decssl_mm.utils.config_check import check_config
     check_config(cfg)
+    from decssl_mm.engine.workdir_lock import acquire_work_dir_lock
+    acquire_work_dir_lock(cfg.work_dir)  # one run per work dir
+    if args.resume in ('auto', 'latest'):
+        from decssl_mm.engine.resume_choice import choose_resume_checkpoint
+        cfg.load_from = choose_resume_checkpoint(
+            cfg.work_dir, fallback=args.resume == 'auto')
     runner = Runner.from_cfg(cfg)
     runner.train()
 

@@ -3,7 +3,7 @@
 # views of the dataset base keep a 4x4 stage-4 map (ResNet_CIFAR backbone),
 # the grid of the dense contrast.
 _base_ = [
-    '../_base_/models/densecl_r18.py',
+    '../_base_/models/densecl_r18-cifar.py',
     '../_base_/datasets/fmnist_ssl.py',
     '../_base_/schedules/sgd.py',
     '../_base_/federated/fedavg.py',

@@ -4,6 +4,8 @@ from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
+from decssl_mm.utils.checksums import (drop_checksum, sha256_bytes,
+                                      write_checksum)
 from decssl_mm.utils.io import atomic_write, remove_stale_temps
 
 #: The name under which :class:`AtomicLocalBackend` is registered.
@@ -39,7 +41,9 @@ class AtomicLocalBackend(LocalBackend):
         """
         filepath = str(filepath)
         remove_stale_temps(filepath)
+        drop_checksum(filepath)  # a sidecar never names other content
         atomic_write(filepath, lambda f: f.write(obj))
+        write_checksum(filepath, sha256_bytes(obj))
 
     def put_text(self,
                  obj: str,
@@ -54,3 +58,12 @@ class AtomicLocalBackend(LocalBackend):
             encoding (str): Encoding of the text. Defaults to 'utf-8'.
         """
         self.put(obj.encode(encoding), filepath)
+
+    def remove(self, filepath: Union[str, Path]) -> None:
+        """Remove a file and its checksum sidecar.
+
+        Args:
+            filepath (str | Path): The file to remove.
+        """
+        super().remove(filepath)
+        drop_checksum(str(filepath))

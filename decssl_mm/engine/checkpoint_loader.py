@@ -20,6 +20,7 @@ used as is, and loaded weights-only like any other.
 import difflib
 import os
 import os.path as osp
+import re
 import sys
 import warnings
 from tempfile import TemporaryDirectory
@@ -270,6 +271,26 @@ def register_safe_checkpoint_loaders() -> None:
                 loader.__name__ != 'load_from_unverified_scheme':
             CheckpointLoader.register_scheme(
                 prefix, _refusing_loader(prefix), force=True)
+    if not getattr(CheckpointLoader._get_checkpoint_loader, '_decssl_checked',
+                   False):
+        CheckpointLoader._get_checkpoint_loader = classmethod(
+            _checked_get_checkpoint_loader)
 
+
+def _checked_get_checkpoint_loader(cls, path: str) -> Callable:
+    """mmengine's prefix lookup, refusing at load time any loader that is
+    not weights-only (e.g. a scheme registered after ``import decssl_mm``).
+    """
+    safe = set(SAFE_CHECKPOINT_LOADERS.values())
+    for prefix, loader in cls._schemes.items():
+        if re.match(prefix, path) is not None:
+            if loader in safe or \
+                    loader.__name__ == 'load_from_unverified_scheme':
+                return loader
+            return _refusing_loader(prefix)
+    return None
+
+
+_checked_get_checkpoint_loader._decssl_checked = True
 
 register_safe_checkpoint_loaders()

@@ -6,6 +6,7 @@ from mmengine.logging import print_log
 
 from .messages import ClientResult
 from .round_data import ClientSlice, client_loader
+from .round_stream import RoundStream
 
 
 class StateNotSaved(Exception):
@@ -70,7 +71,8 @@ class ClientRunner:
         plans = [(k, loop.planner.client_batches(k, round_idx)) for k in mine
                  if loop.client_sizes[k] > 0]
         loop.batch_sampler.set_plan([b for _, bs in plans for b in bs])
-        stream = iter(loop.dataloader) if plans else None
+        stream = RoundStream(loop.dataloader, [b for _, bs in plans
+                                               for b in bs]) if plans else None
         runner = loop.runner
         self.round_errors = {}
         ok, failed, written = [], [], {}

@@ -11,8 +11,9 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from decssl_mm.registry import CLIENT_STATE_STORES
-from decssl_mm.utils.io import (UnsafeCheckpointError, atomic_torch_save,
-                                safe_torch_load)
+from decssl_mm.utils.checksums import drop_checksum
+from decssl_mm.utils.io import atomic_torch_save, safe_torch_load
+from .state_recovery import warn_unreadable_state
 
 _FILE_RE = re.compile(r'^client_(\d+)\.r(\d+)\.pth$')
 
@@ -98,14 +99,11 @@ class DiskClientStateStore:
     def load(self, client_id: int) -> Optional[Dict[str, Any]]:
         """Read a client's latest state, or None if it has none.
 
-        A missing or truncated file does not exclude the client: it is
-        logged at WARNING (once per file) and the client restarts from the
-        server's model with fresh local state. A file refused for holding
-        code (tampering) raises: the client fails its round, loudly.
-
-        Raises:
-            ValueError: If the file holds objects other than tensors and
-                plain containers.
+        A file that cannot be loaded for any reason (missing, truncated,
+        checksum mismatch, holding code) does not exclude the client: the
+        reason is logged at WARNING (once per file) and the client restarts
+        from the server's model with fresh local state. Code in a file is
+        never executed (the load is weights-only).
         """
         client_id = int(client_id)
         if self._pending is not None and self._pending[0] == client_id:
@@ -116,16 +114,8 @@ class DiskClientStateStore:
         path = self._path(client_id, r)
         try:
             return safe_torch_load(path)
-        except UnsafeCheckpointError:
-            raise
-        except (OSError, ValueError) as e:
-            if path not in self._warned:
-                self._warned.add(path)
-                print_log(
-                    f'Client {client_id}: its state file {path} cannot be '
-                    f'read ({type(e).__name__}: {e}); the client restarts '
-                    'from the server model with fresh local state.',
-                    logger='current', level=logging.WARNING)
+        except (OSError, ValueError) as e:  # code in it: never executed
+            warn_unreadable_state(client_id, path, e, self._warned)
             return None
 
     def needs_save(self, client_id: int, state: Dict[str, Any]) -> bool:
@@ -307,6 +297,7 @@ class DiskClientStateStore:
             os.remove(path)
         except FileNotFoundError:
             pass
+        drop_checksum(path)
 
     def num_files(self) -> int:
         """Number of state files on disk (for monitoring)."""

@@ -7,6 +7,7 @@ from mmengine.dist import barrier, get_rank
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
+from decssl_mm.engine.workdir_lock import acquire_work_dir_lock
 from decssl_mm.registry import LOOPS
 from decssl_mm.utils.state_dict import StateDict, copy_state
 from .checkpoint_refs import checkpoint_alive_fn
@@ -194,9 +195,9 @@ class FederatedTrainLoop(BaseLoop):
         """A client's planned batches (see :class:`RoundPlanner`)."""
         return self.planner.client_batches(client_id, round_idx)
 
-    # --------------------------------------------------------------- the run
     def run(self) -> torch.nn.Module:
         """Run all (remaining) rounds."""
+        acquire_work_dir_lock(self.runner.work_dir)  # before any removal
         check_epoch_schedulers(self.runner.param_schedulers)
         self.runner.call_hook('before_train')
         self._setup()
@@ -239,9 +240,8 @@ class FederatedTrainLoop(BaseLoop):
 
     def run_iter(self, idx: int, data_batch: Sequence[dict],
                  step: Callable[[Sequence[dict]], dict]) -> dict:
-        """One local iteration (``step``, the trainer's); the usual
-        train-iter hooks fire around it with the round's batch index
-        (``idx``, the client's step, is not used)."""
+        """One local iteration (the trainer's ``step``) inside the train-iter
+        hooks, with the round's batch index (not the client's ``idx``)."""
         idx = self._round_batch
         self.runner.call_hook('before_train_iter', batch_idx=idx,
                               data_batch=data_batch)
@@ -265,8 +265,8 @@ class FederatedTrainLoop(BaseLoop):
         if self._pending_state is not None and self._epoch > 0:
             self._apply_resumed_state(self._pending_state)  # not load_from
         self._pending_state = None
-        if get_rank() == 0:  # every rank waits: no new state is mistaken
-            self.store.remove_stale(resumed=self._epoch > 0)  # for a stale one
+        if get_rank() == 0:  # all wait: no new state is taken for a stale one
+            self.store.remove_stale(resumed=self._epoch > 0)
         barrier()
 
     def _end_round(self, round_idx: int, participants: np.ndarray,

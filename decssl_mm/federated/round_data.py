@@ -5,6 +5,10 @@ from typing import Iterator, List, Tuple
 from torch.utils.data import DataLoader
 
 Batch = List[Tuple[int, int]]
+#: Seconds the round's DataLoader waits for a batch from its workers
+#: (``train_dataloader.timeout`` overrides; a dead or stuck worker then
+#: fails its client instead of hanging the run).
+ROUND_LOADER_TIMEOUT = 300
 
 
 class ClientSlice:
@@ -31,6 +35,10 @@ class ClientSlice:
 
     def drain(self) -> None:
         """Skip the client's remaining batches (after it failed)."""
+        if hasattr(self.stream, 'skip'):  # a RoundStream: no dead reads
+            self.stream.skip(self.left)
+            self.left = 0
+            return
         while self.left > 0:
             self.left -= 1
             try:
@@ -42,18 +50,23 @@ class ClientSlice:
 
 
 def client_loader(dataloader: DataLoader, batches: List[Batch]) -> DataLoader:
-    """A single-process loader of one client's batches (for retries).
+    """A fresh loader of one client's batches (for retries).
 
     The augmentation seeds travel with the indices, so the batches equal
-    those the round's stream served.
+    those the round's stream served. It has the round loader's workers
+    (new ones, not persistent) and ``timeout``: a transform that kills its
+    process kills a worker, not the run.
 
     Args:
         dataloader (DataLoader): The round's loader (dataset, collate).
         batches (list): The client's planned batches.
     """
     return DataLoader(dataloader.dataset, batch_sampler=batches,
-                      num_workers=0, collate_fn=dataloader.collate_fn,
-                      pin_memory=dataloader.pin_memory)
+                      num_workers=dataloader.num_workers,
+                      collate_fn=dataloader.collate_fn,
+                      pin_memory=dataloader.pin_memory,
+                      timeout=dataloader.timeout,
+                      worker_init_fn=dataloader.worker_init_fn)
 
 
 def with_round_batch_sampler(cfg: dict) -> dict:
@@ -80,5 +93,7 @@ def with_round_batch_sampler(cfg: dict) -> dict:
         bs.setdefault('drop_last', cfg.pop('drop_last'))
     cfg['batch_sampler'] = bs
     cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    if cfg.get('num_workers', 0) > 0:  # no unbounded wait for a worker
+        cfg.setdefault('timeout', ROUND_LOADER_TIMEOUT)
     cfg.setdefault('collate_fn', dict(type='default_collate'))
     return cfg

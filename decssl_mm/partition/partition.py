@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from decssl_mm.utils.io import atomic_write_text
+from .file_checks import check_partition_data, unique_overlap
 from .utils import as_key_array, encode_keys
 
 __all__ = ['Partition', 'fingerprint_of', 'format_table']
@@ -170,7 +171,6 @@ class Partition:
         Returns:
             Partition: ``self``, to allow chaining.
         """
-        seen = np.zeros(self.num_samples, dtype=np.int64)
         for k, idx in enumerate(self._clients):
             if idx.size == 0:
                 continue
@@ -179,12 +179,11 @@ class Partition:
                                  f'[0, {self.num_samples})')
             if np.any(np.diff(idx) <= 0):
                 raise ValueError(f'client {k} holds repeated indices')
-            seen[idx] += 1
-        if np.any(seen > 1):
-            first = int(np.flatnonzero(seen > 1)[0])
+        first = unique_overlap(self._clients)
+        if first is not None:
             raise ValueError(f'sample {first} belongs to more than one '
                              'client')
-        unassigned = int(np.count_nonzero(seen == 0))
+        unassigned = self.num_samples - int(self.client_sizes.sum())
         if unassigned != self.dropped:
             raise ValueError(f'{unassigned} samples belong to no client but '
                              f'dropped={self.dropped}')
@@ -254,6 +253,7 @@ class Partition:
         for key in ('num_samples', 'clients'):
             if key not in data:
                 raise ValueError(f'{source} lacks the field {key!r}')
+        check_partition_data(data, source)
         return cls(
             data['clients'],
             num_samples=data['num_samples'],
@@ -300,7 +300,8 @@ class Partition:
         with open(path, encoding='utf-8') as f:
             try:
                 data = json.load(f)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            except (json.JSONDecodeError, UnicodeDecodeError,
+                    RecursionError) as e:
                 raise ValueError(f'partition file {path!r} is not valid '
                                  f'JSON: {e}') from e
         source = f'partition file {path!r}'

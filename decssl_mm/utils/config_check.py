@@ -5,6 +5,7 @@ from mmengine.config import Config
 
 from .config_walk import DATALOADER_KEYS, iter_dataset_cfgs
 from .preflight import check_registered_types
+from .stem_check import warn_stem_mismatch
 
 
 def check_dataset_paths(cfg: Config) -> None:
@@ -63,3 +64,4 @@ def check_config(cfg: Config) -> None:
     check_train_cfg(cfg)
     check_registered_types(cfg)
     check_dataset_paths(cfg)
+    warn_stem_mismatch(cfg)  # a warning only: CIFAR stem on large crops

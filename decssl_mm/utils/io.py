@@ -26,6 +26,9 @@ from typing import IO, Any, Callable, Iterator, Optional, Union
 
 import torch
 
+from .checksums import (checksum_matches, checksum_path, drop_checksum,
+                        write_checksum, zip_members_intact)
+
 __all__ = [
     'CheckpointLoadError', 'UnsafeCheckpointError', 'CorruptCheckpointError',
     'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'fsync_dir',
@@ -56,6 +59,8 @@ class CorruptCheckpointError(CheckpointLoadError, RuntimeError):
 # ----------------------------------------------------------------- writing
 #: errno values that mean "the device or the quota is full".
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+#: How a full-disk error naming its file begins.
+_NAMED_NO_SPACE = 'no space left writing'
 #: What torch's file writer says when a write comes back short.
 _TORCH_SHORT_WRITE = ('unexpected pos', 'PytorchStreamWriter failed writing')
 
@@ -87,12 +92,12 @@ def no_space_left_as_oserror(path: str) -> Iterator[None]:
     try:
         yield
     except (OSError, RuntimeError) as e:
-        if not _is_no_space(e):
-            raise
+        if not _is_no_space(e) or _NAMED_NO_SPACE in str(e):
+            raise  # not a full disk, or already named (nested writers)
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise OSError(
             errno.ENOSPC,
-            f'no space left writing {path} (free space on its device or '
+            f'{_NAMED_NO_SPACE} {path} (free space on its device or '
             f'raise the quota; the previous file is unchanged) [{detail}]'
         ) from e
 
@@ -212,7 +217,9 @@ def atomic_torch_save(obj: Any, path: str) -> None:
         obj: What to save (plain tensors, numbers, strings, containers).
         path (str): Destination.
     """
+    drop_checksum(path)  # a sidecar never names other content
     atomic_write(path, lambda f: torch.save(obj, f))
+    write_checksum(path)
 
 
 # ----------------------------------------------------------------- reading
@@ -272,7 +279,44 @@ def safe_torch_load(path: str,
     name = path if source is None else f'{source} (local copy {path})'
     if not osp.isfile(path):
         raise FileNotFoundError(f'{name} can not be found.')
-    return _load(path, name, map_location)
+    return _load_verified(path, name, map_location)
+
+
+def _load_verified(path: str, name: str, map_location: Any) -> Any:
+    """:func:`_load`, then the file compared with its recorded digest.
+
+    Loading first keeps "holds code" the verdict of a replaced file that
+    holds code (it is never executed: the load is weights-only); any other
+    file whose digest differs is corrupt, whether or not it unpickles.
+    """
+    matches = checksum_matches(path)
+    try:
+        obj = _load(path, name, map_location)
+    except UnsafeCheckpointError as e:
+        reason = _unpickling_reason(e.__cause__ or e)
+        damaged = matches is False or not zip_members_intact(path)
+        if damaged and 'global' not in reason.lower():  # garbage, not code
+            raise CorruptCheckpointError(
+                f'Cannot read checkpoint {name}: it was damaged after it '
+                'was written (checksum or CRC mismatch: bit rot or a '
+                f'damaged copy; {reason}).') from e
+        if matches is False:
+            raise UnsafeCheckpointError(
+                f'{e} It differs from the file written by this project '
+                '(checksum mismatch): it was replaced.') from e
+        raise
+    except CorruptCheckpointError as e:
+        if matches is False:
+            raise CorruptCheckpointError(
+                f'{e} Its checksum differs from the one recorded when it '
+                'was written (bit rot or a damaged copy).') from e
+        raise
+    if matches is False:
+        raise CorruptCheckpointError(
+            f'Cannot trust checkpoint {name}: its SHA-256 differs from the '
+            f'one recorded in {checksum_path(path)} when it was written '
+            '(bit rot or a damaged copy).')
+    return obj
 
 
 def safe_torch_load_bytes(data: bytes, name: str,

@@ -18,7 +18,7 @@ ALGORITHMS = ['simclr', 'mocov2', 'byol']
 
 
 def _algo_cfg(name: str):
-    cfg = Config.fromfile(f'{ROOT}/configs/_base_/models/{name}_r18.py')
+    cfg = Config.fromfile(f'{ROOT}/configs/_base_/models/{name}_r18-cifar.py')
     _shrink_model(cfg.model)
     if name == 'mocov2':
         cfg.model.queue_len = 16

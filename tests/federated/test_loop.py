@@ -186,7 +186,8 @@ def test_resume_equals_uninterrupted(fmnist_root, tmp_path):
     for k in a:
         assert torch.allclose(a[k].double(), b[k].double(), atol=1e-6), k
     # client-local state (MoCo queues) match too
-    for f in sorted(glob.glob(str(tmp_path / 'a' / 'client_states' / '*'))):
+    states = tmp_path / 'a' / 'client_states'
+    for f in sorted(glob.glob(str(states / '*.pth'))):
         g = osp.join(str(tmp_path / 'b' / 'client_states'), osp.basename(f))
         assert torch.allclose(_load(f)['local']['queue'],
                               _load(g)['local']['queue'], atol=1e-6)

@@ -15,6 +15,7 @@ import torch
 import decssl_mm  # noqa: F401  (registers the components)
 from decssl_mm.engine import AtomicCheckpointHook, AtomicLocalBackend
 from decssl_mm.partition import Partition
+from decssl_mm.utils.checksums import SUFFIX
 from decssl_mm.utils.io import (atomic_torch_save, atomic_write,
                                 atomic_write_text)
 
@@ -39,7 +40,12 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)['w'],
                        torch.ones(3))
-    assert os.listdir(str(tmp_path)) == ['epoch_1.pth']  # no temp left
+    assert _listing(str(tmp_path)) == ['epoch_1.pth']  # no temp left
+
+
+def _listing(directory):
+    """Sorted file names, checksum sidecars left out."""
+    return sorted(n for n in os.listdir(directory) if not n.endswith(SUFFIX))
 
 
 def test_every_atomic_writer_uses_the_one_core(tmp_path, monkeypatch):
@@ -61,9 +67,10 @@ def test_every_atomic_writer_uses_the_one_core(tmp_path, monkeypatch):
     atomic_torch_save({'w': torch.ones(1)}, str(tmp_path / 'b.pth'))
     Partition([[0], [1]], num_samples=2).save(str(tmp_path / 'c.json'))
     AtomicLocalBackend().put(b'd', str(tmp_path / 'd.bin'))
-    assert calls == ['a.txt', 'b.pth', 'c.json', 'd.bin']
+    assert calls == ['a.txt', 'b.pth', 'b.pth.sha256', 'c.json', 'd.bin',
+                     'd.bin.sha256']  # checksum sidecars: the same core
     assert partition_mod.atomic_write_text is io_mod.atomic_write_text
-    assert sorted(os.listdir(str(tmp_path))) == [
+    assert _listing(str(tmp_path)) == [
         'a.txt', 'b.pth', 'c.json', 'd.bin'
     ]
 
@@ -127,12 +134,13 @@ def test_pointer_moves_before_old_checkpoint_is_removed(tmp_path,
     hook._save_checkpoint_with_step(runner, 1, {})
     hook._save_checkpoint_with_step(runner, 2, {})
     monkeypatch.undo()
+    events = [e for e in events if not e[1].endswith(SUFFIX)]
     assert events == [('write', 'epoch_1.pth'), ('write', 'last_checkpoint'),
                       ('write', 'epoch_2.pth'), ('write', 'last_checkpoint'),
                       ('remove', 'epoch_1.pth')]
     with open(os.path.join(work, 'last_checkpoint')) as f:
         assert f.read() == os.path.join(work, 'epoch_2.pth')
-    assert sorted(os.listdir(work)) == ['epoch_2.pth', 'last_checkpoint']
+    assert _listing(work) == ['epoch_2.pth', 'last_checkpoint']
 
 
 def test_removal_extension_point_sees_the_kept_checkpoints(tmp_path):
@@ -161,7 +169,7 @@ def test_removal_extension_point_sees_the_kept_checkpoints(tmp_path):
         unlimited._save_checkpoint_with_step(runner, step, {})
     assert unlimited.kept_checkpoints is None
     assert len(seen) == 2  # nothing removed without max_keep_ckpts
-    assert sorted(os.listdir(work)) == [
+    assert _listing(work) == [
         'epoch_3.pth', 'epoch_4.pth', 'epoch_5.pth', 'epoch_6.pth',
         'last_checkpoint'
     ]
@@ -231,7 +239,7 @@ def test_full_disk_in_torch_save_names_the_file(tmp_path, monkeypatch):
     assert f'no space left writing {path}' in str(e.value)
     assert torch.equal(torch.load(path, weights_only=True)['w'],
                        torch.ones(2))
-    assert os.listdir(str(tmp_path)) == [osp.basename(path)]
+    assert _listing(str(tmp_path)) == [osp.basename(path)]
 
 
 def test_enospc_from_a_write_names_the_file(tmp_path):
@@ -270,7 +278,8 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(
         hook._save_checkpoint_with_step(runner, 2, {})
     monkeypatch.undo()
     assert e.value.errno == errno.ENOSPC
-    assert sorted(os.listdir(work)) == ['epoch_1.pth', 'last_checkpoint']
+    assert str(e.value).count('no space left writing') == 1  # wrapped once
+    assert _listing(work) == ['epoch_1.pth', 'last_checkpoint']
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read() == osp.join(work, 'epoch_1.pth')
     assert list(hook.keep_ckpt_ids) == [1]
@@ -278,4 +287,4 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(
     assert hook.last_ckpt == osp.join(work, 'epoch_1.pth')
     # the next save works and then removes epoch_1
     hook._save_checkpoint_with_step(runner, 2, {})
-    assert sorted(os.listdir(work)) == ['epoch_2.pth', 'last_checkpoint']
+    assert _listing(work) == ['epoch_2.pth', 'last_checkpoint']

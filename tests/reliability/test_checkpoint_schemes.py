@@ -204,6 +204,24 @@ def test_a_foreign_scheme_is_refused(env):
         _load_checkpoint('hdfs://x/y.pth')
 
 
+def test_a_scheme_registered_after_import_is_refused_at_load(env):
+    """No call of register_safe_checkpoint_loaders after the foreign
+    registration: the check happens when the checkpoint is loaded."""
+    env.monkeypatch.setattr(CheckpointLoader, '_schemes',
+                            dict(CheckpointLoader._schemes))
+    called = []
+
+    def load_from_hdfs(filename, map_location=None):
+        called.append(filename)
+        return torch.load(filename, weights_only=False)
+
+    CheckpointLoader.register_scheme('hdfs://', load_from_hdfs, force=True)
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"hdfs://x/y\.pth: its scheme 'hdfs://'"):
+        _load_checkpoint('hdfs://x/y.pth')
+    assert not called
+
+
 def test_unknown_model_name_is_a_clear_error(env):
     with pytest.raises(KeyError, match="no model named 'resnet181'.*"
                        r"Did you mean \[.*'resnet18'"):

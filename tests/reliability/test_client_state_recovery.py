@@ -51,7 +51,8 @@ def test_resume_from_oldest_then_newest_kept_checkpoint(fmnist_root,
     ref = _train(_cfg(fmnist_root, tmp_path / 'ref', 6))
     work = tmp_path / 'w'
     _train(_cfg(fmnist_root, work, 5))
-    kept = sorted(osp.basename(p) for p in glob.glob(str(work / 'epoch_*')))
+    kept = sorted(
+        osp.basename(p) for p in glob.glob(str(work / 'epoch_*.pth')))
     assert kept == ['epoch_3.pth', 'epoch_4.pth', 'epoch_5.pth']
     # every version a kept checkpoint refers to is on disk
     before = _states(work)

@@ -101,7 +101,7 @@ def _pointer(work_dir):
 def _client_states(work_dir):
     return sorted(
         osp.basename(p)
-        for p in glob.glob(osp.join(work_dir, 'client_states', '*')))
+        for p in glob.glob(osp.join(work_dir, 'client_states', '*.pth')))
 
 
 @pytest.mark.parametrize('kill_at,expect_pointer', [

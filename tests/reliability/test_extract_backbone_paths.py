@@ -64,6 +64,14 @@ def test_output_directory_refused(ckpt, tmp_path, capsys):
     assert os.listdir(str(out_dir)) == []
 
 
+def test_output_with_trailing_separator_refused(ckpt, tmp_path, capsys):
+    """``newdir/`` names a directory, not a file called ``newdir``."""
+    out = str(tmp_path / 'newdir') + os.sep
+    assert _tool().main([ckpt, out]) == 2
+    assert 'is a directory' in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / 'newdir'))
+
+
 def test_command_line_exit_status(ckpt):
     before = _bytes(ckpt)
     proc = subprocess.run([sys.executable, TOOL, ckpt, ckpt],

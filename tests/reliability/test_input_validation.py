@@ -158,7 +158,9 @@ def test_client_without_samples(fmnist_root, tmp_path):
     runner.train()
     with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
         assert 'clients [2] hold no samples' in f.read()
-    states = sorted(os.listdir(str(tmp_path / 'b' / 'client_states')))
+    states = sorted(  # not the checksum sidecars
+        n for n in os.listdir(str(tmp_path / 'b' / 'client_states'))
+        if n.endswith('.pth'))
     assert states == ['client_000000.r000000.pth',
                       'client_000001.r000000.pth']
     hub = runner.message_hub

@@ -59,20 +59,30 @@ def test_load_from_refuses_pickled_code(fmnist_root, tmp_path, evil):
         Runner.from_cfg(cfg).train()
 
 
-def test_client_state_file_with_code_is_refused(fmnist_root, tmp_path, evil):
-    from decssl_mm.federated import DiskClientStateStore
+def test_client_state_file_with_code_is_refused(fmnist_root, tmp_path, evil,
+                                               monkeypatch):
+    """Refused (never executed), reported as code, and the client
+    restarts with fresh local state."""
+    from decssl_mm.federated import DiskClientStateStore, state_recovery
+    seen = []
+    monkeypatch.setattr(state_recovery, 'print_log',
+                        lambda msg, **kw: seen.append(msg))
     store = DiskClientStateStore()
     store.setup(str(tmp_path / 'w'))
     store.save(3, {'local': {}}, 0)
     target = store._path(3, 0)
     os.replace(evil('tampered.pth'), target)
-    with pytest.raises(ValueError, match=r'Refusing to load .*client_000003'):
-        store.load(3)
+    assert store.load(3) is None
+    assert len(seen) == 1
+    assert 'holds code' in seen[0] and 'client_000003' in seen[0]
+    assert 'Refusing to load' in seen[0]
 
 
-def test_tampered_client_state_drops_the_client(fmnist_root, tmp_path, evil):
-    """In a run: the client whose state file was replaced is dropped (with a
-    warning naming the file); the round completes with the others."""
+def test_tampered_client_state_restarts_the_client(fmnist_root, tmp_path,
+                                                   evil):
+    """In a run: the client whose state file was replaced by one holding
+    code restarts with fresh local state (a warning names the file as
+    holding code); nothing in the file runs and the round keeps it."""
     work = tmp_path / 'w'
     keep_empty = {'train_cfg.client_state': dict(
         type='DiskClientStateStore', skip_empty=False)}
@@ -88,10 +98,10 @@ def test_tampered_client_state_drops_the_client(fmnist_root, tmp_path, evil):
     runner.train()
     with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
         log = f.read()
-    assert 'Round 1: client 0 failed' in log
-    assert 'Refusing to load' in log and 'client_000000.r000000.pth' in log
+    assert 'client 0 failed' not in log
+    assert 'holds code' in log and 'client_000000.r000000.pth' in log
     hub = runner.message_hub
-    assert hub.get_scalar('train/federated/clients_ok').current() == 1
+    assert hub.get_scalar('train/federated/clients_ok').current() == 2
 
 
 def test_pretrained_init_cfg_refuses_pickled_code(tmp_path, evil):

@@ -68,7 +68,7 @@ def check_out_path(checkpoint: str, out: str) -> Optional[str]:
     Returns:
         str or None: The error message; None when ``out`` is usable.
     """
-    if osp.isdir(out):
+    if osp.isdir(out) or out.endswith(('/', os.sep)):
         return (f'output path {out!r} is a directory; give the path of the '
                 'file to write')
     if osp.exists(out) and osp.exists(checkpoint) and \

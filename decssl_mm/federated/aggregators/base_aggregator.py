@@ -8,6 +8,7 @@ from .aggregate import (DEFAULT_LOCAL_PATTERNS, apply_step, fold_max,
                         fold_weighted, reduce_weighted_sums,
                         select_exchanged_keys, weighted_mean_like)
 from .flat_sum import FlatWeightedSum
+from .int_reduce import int_result_like
 from .update_checks import (all_finite, check_update, check_weight,
                             reject_non_finite)
 
@@ -275,7 +276,8 @@ class BaseAggregator:
             for k in self._int_keys()
         }
         vals = all_reduce_tensors(vals, 'max')
-        return {k: v.to(self._global[k].dtype) for k, v in vals.items()}
+        return {k: int_result_like(v, self._global[k])
+                for k, v in vals.items()}
 
     def reduce_export_keys(self) -> Dict[str, torch.Tensor]:
         """All-reduce the export-only statistics; their weighted mean (dtype

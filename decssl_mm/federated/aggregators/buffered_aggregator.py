@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 
 from ..dist_utils import all_gather_objects
 from .base_aggregator import DEFAULT_LOCAL_PATTERNS, BaseAggregator
+from .int_reduce import int_result_like
 from .update_buffer import (BUFFER_SUBDIR, UpdateBuffer, all_gather_rows,
                             remove_stale_buffers, sorted_median)
 
@@ -203,8 +204,7 @@ class BufferedAggregator(BaseAggregator):
         out, offset = {}, 0
         for k in keys:
             g = self._global[k]
-            out[k] = flat[offset:offset + g.numel()].view(g.shape).to(
-                g.device, g.dtype)
+            out[k] = int_result_like(flat[offset:offset + g.numel()], g)
             offset += g.numel()
         return out
 

@@ -16,6 +16,7 @@ import torch.distributed as torch_dist
 from mmengine.dist import get_rank, get_world_size, is_distributed
 
 from ..dist_utils import _comm_device, all_gather_objects
+from .int_reduce import floor_midpoint
 
 _BUFFERS = ('memory', 'disk')
 #: Directory of the disk buffers inside a run's work dir.
@@ -77,10 +78,9 @@ def sorted_median(rows: torch.Tensor) -> torch.Tensor:
     v = rows.sort(dim=0).values
     if m % 2:
         return v[m // 2]
-    pair = v[m // 2 - 1] + v[m // 2]
-    if pair.is_floating_point():
-        return pair / 2
-    return pair.div(2, rounding_mode='floor')
+    if not v.is_floating_point():  # no overflow of the pair's sum
+        return floor_midpoint(v[m // 2 - 1], v[m // 2])
+    return (v[m // 2 - 1] + v[m // 2]) / 2
 
 class UpdateBuffer:
     """The flat float32 updates of this rank's clients in the current round.

@@ -10,6 +10,7 @@ from typing import Dict, Iterable, List, Sequence
 import torch
 
 from .flat_sum import group_all_finite
+from .update_casts import cast_to_global
 
 
 #: Keys that are BatchNorm running statistics (averaged, never stepped).
@@ -122,8 +123,9 @@ def check_update(client_id: int, state: Dict[str, torch.Tensor],
                 value.shape == ref.shape:  # the usual case, passes at once
             out[k] = value.detach() if detach and value.requires_grad \
                 else value
-        else:
-            out[k] = check_tensor(client_id, k, value, ref, False)
+        else:  # judged in the dtype it is folded into: cast, then check
+            out[k] = cast_to_global(
+                check_tensor(client_id, k, value, ref, False), ref)
     if check_finite:
         floats = [out[k] for k in keys if out[k].is_floating_point()]
         if not all_finite(floats):

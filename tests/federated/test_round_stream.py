@@ -1,0 +1,97 @@
+"""A dataloader worker killed by a transform costs its client only."""
+import os
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from decssl_mm.federated.round_data import (ClientSlice, client_loader,
+                                            with_round_batch_sampler)
+from decssl_mm.federated.round_stream import RoundStream
+
+#: The sample whose transform kills its worker process.
+FATAL = 5
+
+
+class _Killing(Dataset):
+    """Sample ``FATAL`` ends the process loading it (only in a worker, so
+    the test process itself never dies)."""
+
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, idx):
+        if idx == FATAL and get_worker_info() is not None:
+            os._exit(3)
+        return torch.tensor([idx])
+
+
+class _PlanSampler:
+    """The part of ClientRoundBatchSampler the stream uses."""
+
+    def __init__(self):
+        self._plan = []
+
+    def set_plan(self, batches):
+        self._plan = list(batches)
+
+    def __iter__(self):
+        return iter(self._plan)
+
+    def __len__(self):
+        return len(self._plan)
+
+
+def _loader(persistent):
+    return DataLoader(_Killing(), batch_sampler=_PlanSampler(), num_workers=2,
+                      persistent_workers=persistent, timeout=60)
+
+
+def _values(batch):
+    return batch.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize('persistent', [False, True])
+def test_dead_worker_costs_its_client_only(persistent):
+    client0 = [[0, 1], [4, 5], [6, 7]]  # sample 5 kills its worker
+    client1 = [[8, 9], [10, 11], [12, 13]]
+    client2 = [[14, 15]]
+    loader = _loader(persistent)
+    plan = client0 + client1 + client2
+    loader.batch_sampler.set_plan(plan)
+    stream = RoundStream(loader, plan)
+    first = ClientSlice(stream, len(client0))
+    seen = []
+    with pytest.raises(RuntimeError, match='DataLoader worker'):
+        for batch in first:
+            seen.append(_values(batch))
+    first.drain()
+    assert seen == [[0, 1]]
+    for client in (client1, client2):
+        got = [_values(b) for b in ClientSlice(stream, len(client))]
+        assert got == client
+    assert stream.rebuilds == 1
+    # the next round starts a healthy stream again
+    loader.batch_sampler.set_plan(client1)
+    again = RoundStream(loader, client1)
+    assert [_values(b) for b in ClientSlice(again, 3)] == client1
+
+
+def test_retry_loader_keeps_workers_and_timeout():
+    """A retry reads through new workers: the crash kills a worker again,
+    not this process."""
+    loader = _loader(False)
+    retry = client_loader(loader, [[4, 5]])
+    assert retry.num_workers == 2 and retry.timeout == 60
+    with pytest.raises(RuntimeError, match='DataLoader worker'):
+        list(retry)
+    assert [_values(b) for b in client_loader(loader, [[8, 9]])] == [[8, 9]]
+
+
+def test_round_loader_gets_a_timeout():
+    cfg = with_round_batch_sampler(dict(num_workers=2, batch_size=4))
+    assert cfg['timeout'] > 0
+    assert 'timeout' not in with_round_batch_sampler(
+        dict(num_workers=0, batch_size=4))
+    assert with_round_batch_sampler(
+        dict(num_workers=2, timeout=7))['timeout'] == 7
