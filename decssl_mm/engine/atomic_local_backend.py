@@ -4,9 +4,9 @@ from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-from decssl_mm.utils.checksums import (drop_checksum, sha256_bytes,
-                                      write_checksum)
-from decssl_mm.utils.io import atomic_write, remove_stale_temps
+from decssl_mm.utils.checksums import drop_checksum, sha256_bytes
+from decssl_mm.utils.io import (atomic_write, remove_stale_temps,
+                                write_checksum)
 
 #: The name under which :class:`AtomicLocalBackend` is registered.
 ATOMIC_LOCAL_BACKEND = 'atomic_local'

@@ -19,7 +19,7 @@ from typing import Optional
 
 __all__ = [
     'SUFFIX', 'checksum_path', 'sha256_file', 'sha256_bytes',
-    'write_checksum', 'read_checksum', 'drop_checksum', 'checksum_matches',
+    'read_checksum', 'drop_checksum', 'checksum_matches',
     'zip_members_intact'
 ]
 
@@ -46,22 +46,6 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(_CHUNK), b''):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_checksum(path: str, digest: Optional[str] = None) -> None:
-    """Record the digest of ``path`` in its sidecar, atomically.
-
-    Args:
-        path (str): The file just written.
-        digest (str, optional): Its digest if already known (hashing the
-            bytes before writing saves reading the file back). Defaults to
-            None: the file is read and hashed.
-    """
-    from .io import atomic_write_text  # io reads sidecars: no cycle at import
-    if digest is None:
-        digest = sha256_file(path)
-    atomic_write_text(f'{digest}  {osp.basename(path)}\n',
-                      checksum_path(path))
 
 
 def read_checksum(path: str) -> Optional[str]:

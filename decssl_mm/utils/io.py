@@ -27,11 +27,12 @@ from typing import IO, Any, Callable, Iterator, Optional, Union
 import torch
 
 from .checksums import (checksum_matches, checksum_path, drop_checksum,
-                        write_checksum, zip_members_intact)
+                        sha256_file, zip_members_intact)
 
 __all__ = [
     'CheckpointLoadError', 'UnsafeCheckpointError', 'CorruptCheckpointError',
     'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'fsync_dir',
+    'write_checksum',
     'remove_stale_temps', 'no_space_left_as_oserror', 'safe_torch_load',
     'safe_torch_load_bytes'
 ]
@@ -208,6 +209,21 @@ def atomic_write_text(text: str, path: str) -> None:
     """
     data = text.encode('utf-8')
     atomic_write(path, lambda f: f.write(data))
+
+
+def write_checksum(path: str, digest: Optional[str] = None) -> None:
+    """Record the digest of ``path`` in its sidecar, atomically.
+
+    Args:
+        path (str): The file just written.
+        digest (str, optional): Its digest if already known (hashing the
+            bytes before writing saves reading the file back). Defaults to
+            None: the file is read and hashed.
+    """
+    if digest is None:
+        digest = sha256_file(path)
+    atomic_write_text(f'{digest}  {osp.basename(path)}\n',
+                      checksum_path(path))
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
