@@ -26,6 +26,9 @@ LARGE_IMAGE_GLOBS = [
     'configs/benchmarks/linear/resnet50_*.py',
     'configs/downstream/*/*.py',
 ]
+#: Downstream configs of the study's own backbone (CIFAR form, width 16) on
+#: the 96 px FMNIST-Det canvases: they must load the study's checkpoints.
+STUDY_DOWNSTREAM_GLOB = 'configs/downstream/fmnist_det/*.py'
 
 
 def _paths(patterns):
@@ -35,7 +38,8 @@ def _paths(patterns):
 
 
 SMALL = _paths(SMALL_IMAGE_GLOBS)
-LARGE = _paths(LARGE_IMAGE_GLOBS)
+STUDY_DOWNSTREAM = _paths([STUDY_DOWNSTREAM_GLOB])
+LARGE = [p for p in _paths(LARGE_IMAGE_GLOBS) if p not in STUDY_DOWNSTREAM]
 
 
 def _backbone_cfg(cfg: Config) -> dict:
@@ -60,6 +64,7 @@ def test_the_lists_are_not_empty():
     assert 'configs/benchmarks/linear/resnet18_linear-100e_cifar10.py' \
         in SMALL
     assert len(SMALL) >= 40 and len(LARGE) >= 10
+    assert len(STUDY_DOWNSTREAM) == 4
 
 
 def test_small_image_configs_keep_4x4_at_stage_4():
@@ -75,6 +80,13 @@ def test_small_image_configs_keep_4x4_at_stage_4():
                 built[key] = tuple(model(torch.zeros(2, 3, 32, 32))[-1].shape)
         shape = built[key]
         assert shape[-2] >= 4 and shape[-1] >= 4, (path, shape)
+
+
+@pytest.mark.parametrize('path', STUDY_DOWNSTREAM)
+def test_study_downstream_configs_use_the_study_backbone(path):
+    backbone = _backbone_cfg(Config.fromfile(osp.join(ROOT, path)))
+    assert backbone['type'].split('.')[-1] == 'ResNet_CIFAR', path
+    assert backbone['depth'] == 18, path
 
 
 @pytest.mark.parametrize('path', LARGE)
