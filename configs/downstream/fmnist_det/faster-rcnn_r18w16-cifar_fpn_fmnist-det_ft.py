@@ -10,28 +10,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['decssl_mm'], allow_failed_imports=False)
 
-# Output of tools/model_converters/extract_backbone.py (prefixed layout).
-pretrained_backbone = 'work_dirs/backbone_r18w16.pth'
-
 model = dict(
     data_preprocessor={{_base_.fdet_data_preprocessor}},
-    # Full fine-tune: every backbone trains all its layers and its BatchNorm
-    # (batch statistics, running statistics and affine parameters).
-    backbone=dict(
-        type='mmpretrain.ResNet_CIFAR',
-        depth=18,
-        stem_channels=16,
-        base_channels=16,
-        num_stages=4,
-        out_indices=(1, 2, 3),
-        frozen_stages=-1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        style='pytorch',
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint=pretrained_backbone,
-            prefix='backbone.')),
+    backbone={{_base_.fdet_backbone}},
     neck={{_base_.fdet_neck}},
     rpn_head={{_base_.fdet_rpn_head}},
     roi_head=dict(

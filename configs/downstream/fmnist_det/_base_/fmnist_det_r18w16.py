@@ -35,6 +35,27 @@ fdet_data_preprocessor = dict(
     std=[90.02, 90.02, 90.02],
     bgr_to_rgb=True,
     pad_size_divisor=32)
+# The study's backbone, full fine-tune: every backbone trains all its layers
+# and its BatchNorm (batch statistics, running statistics and affine
+# parameters); the file is an output of
+# tools/model_converters/extract_backbone.py (prefixed layout), set with
+# `--cfg-options model.backbone.init_cfg.checkpoint=BACKBONE.pth`.
+fdet_pretrained_backbone = 'work_dirs/backbone_r18w16.pth'
+fdet_backbone = dict(
+    type='mmpretrain.ResNet_CIFAR',
+    depth=18,
+    stem_channels=16,
+    base_channels=16,
+    num_stages=4,
+    out_indices=(1, 2, 3),
+    frozen_stages=-1,
+    norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=False,
+    style='pytorch',
+    init_cfg=dict(
+        type='Pretrained',
+        checkpoint=fdet_pretrained_backbone,
+        prefix='backbone.'))
 fdet_neck = dict(in_channels=[32, 64, 128], out_channels=64, num_outs=4)
 fdet_rpn_head = dict(
     in_channels=64,
