@@ -98,3 +98,22 @@ class _LossHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         self.out.append(float(outputs['loss']))
+
+
+@pytest.mark.parametrize('gpu_bf16', [False, True])
+def test_records_resolve_auto_for_the_training_device(monkeypatch, gpu_bf16):
+    """A GPU run records what ``auto`` became on the GPU, not the CPU's
+    answer."""
+    import importlib
+    plan = importlib.import_module('decssl_mm.study.plan')
+    from decssl_mm.utils import native_bf16 as nb
+    monkeypatch.setattr(nb, 'cpu_flags', lambda: frozenset({'avx2'}))
+    monkeypatch.setattr(plan, 'training_device_type', lambda: 'cuda')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
+                        lambda *a, **k: gpu_bf16)
+    cfg = dict(optim_wrapper=dict(type='AutocastOptimWrapper', dtype='auto'))
+    assert plan.precision_of(cfg) == ('bf16' if gpu_bf16 else 'fp32')
+    assert plan.precision_of(cfg, 'cpu') == 'fp32'
+    assert plan.derived_fields(cfg)['precision'] == (
+        'bf16' if gpu_bf16 else 'fp32')

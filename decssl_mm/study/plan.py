@@ -225,10 +225,24 @@ def plan(args: argparse.Namespace) -> List[Point]:
     return points
 
 
-def precision_of(cfg: Any, device_type: str = 'cpu') -> str:
+def training_device_type() -> str:
+    """The device type a run started here trains on: ``'cuda'`` when
+    mmengine's Runner would pick a GPU, else ``'cpu'`` (what
+    ``dtype='auto'`` is resolved against in the records)."""
+    from mmengine.device import get_device
+    return 'cuda' if get_device() == 'cuda' else 'cpu'
+
+
+def precision_of(cfg: Any, device_type: Optional[str] = None) -> str:
     """``'bf16'``/``'fp16'`` for an autocast optimizer wrapper, else
-    ``'fp32'`` (the precision of the local steps' forward and backward);
-    ``dtype='auto'`` resolves as on this machine's ``device_type``."""
+    ``'fp32'`` (the precision of the local steps' forward and backward).
+
+    Args:
+        cfg: The merged config.
+        device_type (str, optional): ``'cpu'`` or ``'cuda'``: where the
+            run trains, which decides what ``dtype='auto'`` becomes.
+            Defaults to :func:`training_device_type`.
+    """
     wrapper = cfg.get('optim_wrapper') or {}
     if not str(wrapper.get('type', '')).endswith(
             ('AutocastOptimWrapper', 'AmpOptimWrapper')):
@@ -236,7 +250,8 @@ def precision_of(cfg: Any, device_type: str = 'cpu') -> str:
     dtype = str(wrapper.get('dtype') or 'float16')
     if dtype == 'auto':
         from decssl_mm.utils.native_bf16 import resolve_precision
-        return resolve_precision('auto', device_type)
+        return resolve_precision('auto',
+                                 device_type or training_device_type())
     return 'bf16' if 'bf' in dtype else 'fp16'
 
 
