@@ -174,7 +174,7 @@ def make_record(point: Point, status: str, **extra) -> dict:
     return rec
 
 
-def _top1_keys(record: dict) -> list:
+def top1_keys(record: dict) -> list:
     """``<name>_top1`` of every evaluation the record ran without BatchNorm
     re-estimation (``eval.settings.eval``; kNN and linear probe in records
     without it), then ``cls_top1``."""
@@ -191,7 +191,7 @@ def summary_line(record: dict) -> str:
     metrics = record.get('metrics') or {}
     refs = record.get('references') or {}
     parts = []
-    for key in _top1_keys(record):
+    for key in top1_keys(record):
         value = metrics.get(key)
         if not isinstance(value, float):
             continue
