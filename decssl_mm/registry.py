@@ -7,7 +7,9 @@ of the same kind (scope ``decssl_mm``), so that a config with
 Components of the federated engine that have no OpenMMLab counterpart get
 root registries of their own (``PARTITIONERS``, ``AGGREGATORS``,
 ``CLIENT_SAMPLERS``, ``CLIENT_STATE_STORES``, ``CLIENT_TRAINERS``,
-``SERVERS``).
+``SERVERS``), and so do the evaluations of frozen features
+(``EVALUATIONS``: kNN, linear probe, ...), chosen by name by the evaluation
+hook, ``tools/analysis/knn_eval.py`` and the study.
 """
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
@@ -24,7 +26,8 @@ from mmpretrain.registry import TRANSFORMS as MMPRE_TRANSFORMS
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'HOOKS', 'LOOPS',
     'METRICS', 'EVALUATOR', 'MODEL_WRAPPERS', 'PARTITIONERS', 'AGGREGATORS',
-    'CLIENT_SAMPLERS', 'CLIENT_STATE_STORES', 'CLIENT_TRAINERS', 'SERVERS'
+    'CLIENT_SAMPLERS', 'CLIENT_STATE_STORES', 'CLIENT_TRAINERS', 'SERVERS',
+    'EVALUATIONS'
 ]
 
 # A child registry looks up its parents' tables directly, without their lazy
@@ -82,3 +85,8 @@ CLIENT_STATE_STORES = Registry(
 CLIENT_TRAINERS = Registry(
     'client trainer', locations=['decssl_mm.federated.trainers'])
 SERVERS = Registry('server', locations=['decssl_mm.federated.servers'])
+
+# Evaluations of a model's frozen features; every module of the package is
+# imported with it, so one file there adds one evaluation.
+EVALUATIONS = Registry(
+    'evaluation', locations=['decssl_mm.evaluation.evaluations'])

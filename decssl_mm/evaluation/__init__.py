@@ -1,7 +1,13 @@
-"""Evaluation of self-supervised models: kNN, linear probe, untrained
-references, backbone export."""
-from .evaluate import (DEFAULT_EVALS, EVALS, evaluate_checkpoint,
-                       feature_metrics)
+"""Evaluation of self-supervised models: registered evaluations (kNN,
+linear probe, nearest class mean, ...), untrained references, backbone
+export."""
+from .evaluate import (DEFAULT_EVALS, evaluate_checkpoint,
+                       evaluation_options, feature_metrics)
+from .evaluation_hook import EvaluationHook
+from .evaluations import (BaseEvaluation, EvalContext, EvaluationNameError,
+                          FrozenFeatures, build_evaluation,
+                          build_evaluations, evaluation_names,
+                          run_evaluations)
 from .export import (check_backbone_compat, extract_backbone_state,
                      infer_resnet_depth, save_backbone)
 from .features import backbone_output, pool_output, pooled_embedding
@@ -16,7 +22,10 @@ from .untrained import (UNTRAINED_INITS, build_untrained_model,
                         untrained_metrics)
 
 __all__ = [
-    'DEFAULT_EVALS', 'EVALS', 'evaluate_checkpoint', 'feature_metrics',
+    'DEFAULT_EVALS', 'evaluate_checkpoint', 'evaluation_options',
+    'feature_metrics', 'EvaluationHook', 'BaseEvaluation', 'EvalContext',
+    'EvaluationNameError', 'FrozenFeatures', 'build_evaluation',
+    'build_evaluations', 'evaluation_names', 'run_evaluations',
     'check_backbone_compat', 'extract_backbone_state', 'infer_resnet_depth',
     'save_backbone', 'backbone_output', 'pool_output', 'pooled_embedding',
     'build_knn_dataloader', 'extract_features', 'knn_accuracy',

@@ -1,125 +1,98 @@
-"""Evaluate a checkpoint: kNN, linear probe, a classifier's own head, each
-beside its untrained references."""
+"""Evaluate a checkpoint by registered evaluations (kNN, linear probe,
+...) and a classifier's own head, each beside its untrained references."""
 import math
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
 
-__all__ = ['DEFAULT_EVALS', 'EVALS', 'evaluate_checkpoint',
+from .evaluations import (BaseEvaluation, build_evaluations,
+                          run_evaluations)
+
+__all__ = ['DEFAULT_EVALS', 'evaluate_checkpoint', 'evaluation_options',
            'feature_metrics']
 
-# ``<kind>_bnre``: the same evaluation after the frozen backbone's
-# BatchNorm statistics are re-estimated on the bank split
-# (:func:`decssl_mm.evaluation.bn_recalibration.recalibrated_copy`), as the
-# paper's code does while its probe trains; reported beside the plain one.
-EVALS = ('knn', 'linear', 'knn_bnre', 'linear_bnre')
 DEFAULT_EVALS = ('knn', 'linear')
 
 
-def _num_classes(*labels: torch.Tensor) -> int:
-    return int(torch.cat([lab.reshape(-1) for lab in labels]).max()) + 1
+def evaluation_options(knn: Optional[dict] = None,
+                       probe: Optional[dict] = None,
+                       options: Optional[Dict[str, dict]] = None
+                       ) -> Dict[str, dict]:
+    """Settings by evaluation name: ``options`` with ``knn`` as the
+    settings of ``'knn'`` and ``probe`` as those of ``'linear'`` on top."""
+    out = {name: dict(value or {}) for name, value in (options or {}).items()}
+    for name, value in (('knn', knn), ('linear', probe)):
+        if value:
+            out[name] = dict(out.get(name) or {}, **value)
+    return out
 
 
 def feature_metrics(model: nn.Module,
                     train_loader: Any,
                     val_loader: Any,
-                    evals: Sequence[str] = DEFAULT_EVALS,
+                    evals: Sequence[Any] = DEFAULT_EVALS,
                     knn: Optional[dict] = None,
                     probe: Optional[dict] = None,
                     seed: int = 0,
                     device: Optional[str] = None,
-                    head: bool = True) -> Tuple[Dict[str, float], dict]:
-    """kNN / linear-probe metrics of a model's frozen features.
+                    head: bool = True,
+                    options: Optional[Dict[str, dict]] = None
+                    ) -> Tuple[Dict[str, float], dict]:
+    """Metrics of a model by registered evaluations.
 
-    Features of both splits are extracted once
-    (:func:`decssl_mm.evaluation.knn.extract_features`) and shared by both
-    evaluations; with ``head``, a classifier also gets its own head's
-    accuracy (``cls_top1``).
+    Every evaluation is built from ``EVALUATIONS`` by name
+    (:func:`~decssl_mm.evaluation.evaluations.build_evaluations`) and run
+    by :func:`~decssl_mm.evaluation.evaluations.run_evaluations` (frozen
+    features of both splits extracted once and shared); metric ``m`` of
+    evaluation ``e`` is ``<e>_<m>`` (``knn_top1``, ``linear_bnre_top1``).
+    With ``head``, a classifier also gets its own head's accuracy
+    (``cls_top1``).
 
     Args:
         model (nn.Module): The model (``backbone``, ``data_preprocessor``).
         train_loader (Iterable): Labelled batches of the bank split.
         val_loader (Iterable): Labelled batches of the query split.
-        evals (Sequence[str]): Subset of :data:`EVALS`; ``<kind>_bnre``
-            repeats ``<kind>`` after re-estimating the BatchNorm statistics
-            of a copy of the model on ``train_loader`` (metrics
-            ``<kind>_bnre_top1``, ...). Defaults to ``('knn', 'linear')``.
-        knn (dict, optional): ``k`` and ``temperature`` of
-            :func:`knn_accuracy`.
-        probe (dict, optional): Keyword arguments of
-            :func:`train_linear_probe` (``seed`` and ``device`` are set
-            here).
-        seed (int): Seed of the probe. Defaults to 0.
-        device (str, optional): Where the probe trains.
+        evals (Sequence): Registered names (``'knn'``, ``'linear'``,
+            ``'ncm'``, ... each also as ``<name>_bnre``: after
+            re-estimating the BatchNorm statistics of a copy of the model
+            on ``train_loader``), dicts ``dict(type=name, **settings)`` or
+            built evaluations. Defaults to ``('knn', 'linear')``.
+        knn (dict, optional): Settings of ``'knn'`` (``k``,
+            ``temperature``).
+        probe (dict, optional): Settings of ``'linear'`` (arguments of
+            :func:`train_linear_probe` but ``seed`` and ``device``).
+        seed (int): Seed of the evaluations that draw (the probe).
+            Defaults to 0.
+        device (str, optional): Where the evaluations that train run.
         head (bool): Evaluate a classifier's own head too (not when only its
             backbone was loaded). Defaults to True.
+        options (dict, optional): Settings of any evaluation by name.
 
     Returns:
         tuple: ``(metrics, info)``: metrics in percent (NaN when the
         features are not finite); info with ``feat_dim`` and timings.
+
+    Raises:
+        EvaluationNameError: On an unregistered name (before any work).
     """
     from .linear_probe import classifier_accuracy, has_classifier_head
-    bad = [e for e in evals if e not in EVALS]
-    if bad:
-        raise ValueError(f'unknown evaluation {bad[0]!r}; choose from '
-                         f'{", ".join(EVALS)}')
+    evaluations = build_evaluations(
+        evals, evaluation_options(knn, probe, options), 'evals')
     metrics: Dict[str, float] = {}
     info: dict = {}
     if head and has_classifier_head(model):
         metrics.update({f'cls_{k}': v for k, v in
                         classifier_accuracy(model, val_loader).items()})
-    plain = [e for e in evals if not e.endswith('_bnre')]
-    metrics.update(_frozen_feature_metrics(
-        model, train_loader, val_loader, plain, knn, probe, seed, device,
-        info, ''))
-    bnre = [e[:-len('_bnre')] for e in evals if e.endswith('_bnre')]
-    if bnre:
-        from .bn_recalibration import recalibrated_copy
-        t0 = time.time()
-        twin = recalibrated_copy(model, train_loader)
-        info['bnre_s'] = round(time.time() - t0, 2)
-        metrics.update(_frozen_feature_metrics(
-            twin, train_loader, val_loader, bnre, knn, probe, seed, device,
-            info, 'bnre_'))
+    figures = run_evaluations(model, train_loader, val_loader, evaluations,
+                              seed, device, info)
+    for name, values in figures.items():
+        metrics.update({f'{name}_{k}': v for k, v in values.items()})
     return metrics, info
 
 
-def _frozen_feature_metrics(model: nn.Module, train_loader: Any,
-                            val_loader: Any, evals: Sequence[str],
-                            knn: Optional[dict], probe: Optional[dict],
-                            seed: int, device: Optional[str], info: dict,
-                            tag: str) -> Dict[str, float]:
-    """kNN / linear-probe metrics named ``<kind>_<tag><metric>`` of one
-    model's frozen features (``info`` gains timings and ``feat_dim``)."""
-    from .knn import extract_features, knn_accuracy
-    from .linear_probe import train_linear_probe
-    metrics: Dict[str, float] = {}
-    if not evals:
-        return metrics
-    t0 = time.time()
-    train_x, train_y = extract_features(model, train_loader)
-    test_x, test_y = extract_features(model, val_loader)
-    info[f'{tag}feature_s'] = round(time.time() - t0, 2)
-    info['feat_dim'] = int(train_x.shape[1])
-    finite = bool(torch.isfinite(train_x).all()
-                  and torch.isfinite(test_x).all())
-    num_classes = _num_classes(train_y, test_y)
-    if 'knn' in evals:
-        res = knn_accuracy(train_x, train_y, test_x, test_y,
-                           num_classes=num_classes, **(knn or {})) \
-            if finite else {'top1': math.nan, 'top5': math.nan}
-        metrics.update({f'knn_{tag}{k}': v for k, v in res.items()})
-    if 'linear' in evals:
-        t0 = time.time()
-        kwargs = dict(probe or {})
-        kwargs.update(seed=seed, device=device)
-        res = train_linear_probe(train_x, train_y, test_x, test_y,
-                                 num_classes=num_classes, **kwargs)
-        info[f'{tag}probe_s'] = round(time.time() - t0, 2)
-        metrics.update({f'linear_{tag}{k}': v for k, v in res.items()})
-    return metrics
+def _settings(evaluations: Sequence[BaseEvaluation]) -> list:
+    return [(e.name, e.feature, e.settings()) for e in evaluations]
 
 
 def _rounded(metrics: Dict[str, float]) -> Dict[str, Optional[float]]:
@@ -130,23 +103,25 @@ def _rounded(metrics: Dict[str, float]) -> Dict[str, Optional[float]]:
 def evaluate_checkpoint(cfg: Any,
                         checkpoint: Optional[str] = None,
                         cluster: Optional[int] = None,
-                        evals: Sequence[str] = DEFAULT_EVALS,
+                        evals: Sequence[Any] = DEFAULT_EVALS,
                         knn: Optional[dict] = None,
                         probe: Optional[dict] = None,
                         loaders: Optional[Tuple[dict, dict]] = None,
                         references: bool = True,
                         seed: int = 0,
                         device: str = 'cpu',
-                        cache: Optional[dict] = None) -> dict:
+                        cache: Optional[dict] = None,
+                        options: Optional[Dict[str, dict]] = None) -> dict:
     """Evaluate a checkpoint and its untrained references.
 
     The model is loaded by :func:`load_eval_model` (any checkpoint kind);
     with ``checkpoint=None`` the model's own initialisation is evaluated
-    (``seed``). The metrics (percent, rounded, None when not finite):
-    ``knn_top1``/``knn_top5`` (weighted kNN), ``linear_top1``/
-    ``linear_top5``/``linear_train_top1`` (feature-based linear probe,
-    :mod:`decssl_mm.evaluation.linear_probe`), and for a classifier loaded
-    whole ``cls_top1``/``cls_top5`` (its own head). With ``references``,
+    (``seed``). The metrics (percent, rounded, None when not finite) are
+    those of the registered evaluations ``evals`` (:func:`feature_metrics`),
+    e.g. ``knn_top1``/``knn_top5`` (weighted kNN), ``linear_top1``/
+    ``linear_top5``/``linear_train_top1`` (feature-based linear probe), and
+    for a classifier loaded whole ``cls_top1``/``cls_top5`` (its own
+    head). With ``references``,
     the same metrics of the network untrained, in two forms
     (:mod:`decssl_mm.evaluation.untrained`): ``untrained_init`` (the model's
     own initialisation) and ``untrained_default`` (PyTorch's default),
@@ -158,12 +133,13 @@ def evaluate_checkpoint(cfg: Any,
         checkpoint (str, optional): Any checkpoint (see
             :func:`load_eval_model`); None: the untrained model.
         cluster (int, optional): Cluster model of a clustered checkpoint.
-        evals (Sequence[str]): Subset of :data:`EVALS` (see
+        evals (Sequence): Registered evaluation names (or dicts, see
             :func:`feature_metrics`); empty: nothing is computed.
-        knn (dict, optional): ``k``, ``temperature`` (defaults 200, 0.1).
-        probe (dict, optional): Keyword arguments of
-            :func:`train_linear_probe` (epochs, lr, batch_size,
-            weight_decay).
+        knn (dict, optional): Settings of ``'knn'``: ``k``,
+            ``temperature`` (defaults 200, 0.1).
+        probe (dict, optional): Settings of ``'linear'``: keyword
+            arguments of :func:`train_linear_probe` (epochs, lr,
+            batch_size, weight_decay).
         loaders (tuple, optional): ``(bank, query)`` dataloader configs.
         references (bool): Also compute the untrained references. Defaults
             to True.
@@ -173,6 +149,7 @@ def evaluate_checkpoint(cfg: Any,
         cache (dict, optional): Reference metrics by
             :func:`reference_key`, read and filled (a sweep shares one
             across its runs: the references do not change).
+        options (dict, optional): Settings of any evaluation by name.
 
     Returns:
         dict: ``metrics`` (trained), ``references`` (``{'untrained_init':
@@ -180,18 +157,21 @@ def evaluate_checkpoint(cfg: Any,
         ``references``) and ``info``: the sizes of the splits
         (``num_train``, ``num_test``), ``feat_dim``, timings and the
         checkpoint facts of :func:`load_eval_model`.
+
+    Raises:
+        EvaluationNameError: On an unregistered name, before any work.
     """
     from .knn import build_knn_dataloader
     from .loaders import find_eval_loaders
     from .model_loading import eval_model_cfg, load_eval_model
     from .untrained import (UNTRAINED_INITS, build_untrained_model,
                             reference_key, untrained_metrics)
-    evals = tuple(evals)
     metrics: Dict[str, Any] = {}
     info: dict = {}
     if not evals:
         return dict(metrics=metrics, references={}, info=info)
-    knn = dict(dict(k=200, temperature=0.1), **(knn or {}))
+    evaluations = build_evaluations(
+        evals, evaluation_options(knn, probe, options), 'evals')
     train_cfg, val_cfg = loaders or find_eval_loaders(cfg)
     if checkpoint is None:
         model = build_untrained_model(cfg, 'model', seed, device)
@@ -207,15 +187,15 @@ def evaluate_checkpoint(cfg: Any,
                 num_test=len(val_loader.dataset))
 
     def run(m: nn.Module) -> Tuple[Dict[str, float], dict]:
-        return feature_metrics(m, train_loader, val_loader, evals, knn,
-                               probe, seed, device, head)
+        return feature_metrics(m, train_loader, val_loader, evaluations,
+                               seed=seed, device=device, head=head)
 
     trained, extra = run(model)
     info.update(extra)
     metrics.update(_rounded(trained))
     if not references:
         return dict(metrics=metrics, references={}, info=info)
-    key = reference_key(eval_model_cfg(cfg), seed, evals, knn, probe,
+    key = reference_key(eval_model_cfg(cfg), seed, _settings(evaluations),
                         train_cfg, val_cfg, head)
     refs = (cache or {}).get(key)
     t0 = time.time()

@@ -1,14 +1,14 @@
 """Where a config keeps its evaluation data.
 
 One rule for every evaluation (``tools/analysis/knn_eval.py``,
-``tools/analysis/head_diagnosis.py``, the sweep, :class:`KNNEvalHook`): the
+``tools/analysis/head_diagnosis.py``, the sweep, :class:`EvaluationHook`): the
 labelled, un-augmented *bank* split (kNN feature bank, linear-probe training
 set) and *query* split (kNN queries, probe test set, a classifier's own
 head) are
 
 1. the top-level ``knn_train_dataloader`` and ``knn_val_dataloader``;
-2. else the ``train_dataloader`` and ``val_dataloader`` of a
-   ``KNNEvalHook`` in ``custom_hooks``.
+2. else the ``train_dataloader`` and ``val_dataloader`` of an
+   ``EvaluationHook`` (or ``KNNEvalHook``) in ``custom_hooks``.
 
 A config with neither is an error naming the config and these keys; the
 training data is never used in their place.
@@ -21,9 +21,10 @@ __all__ = ['EVAL_LOADER_KEYS', 'EvalConfigError', 'find_eval_loaders',
 
 EVAL_LOADER_KEYS = (
     ('knn_train_dataloader', 'knn_val_dataloader'),
-    ('custom_hooks[type=KNNEvalHook].train_dataloader',
-     'custom_hooks[type=KNNEvalHook].val_dataloader'),
+    ('custom_hooks[type=EvaluationHook|KNNEvalHook].train_dataloader',
+     'custom_hooks[type=EvaluationHook|KNNEvalHook].val_dataloader'),
 )
+_HOOK_TYPES = ('EvaluationHook', 'KNNEvalHook')
 
 
 class EvalConfigError(ValueError):
@@ -39,7 +40,7 @@ def _hook_loaders(cfg: Any) -> Tuple[Optional[dict], Optional[dict]]:
     for hook in cfg.get('custom_hooks') or ():
         if not isinstance(hook, dict):
             continue
-        if str(hook.get('type', '')).split('.')[-1] == 'KNNEvalHook':
+        if str(hook.get('type', '')).split('.')[-1] in _HOOK_TYPES:
             return hook.get('train_dataloader'), hook.get('val_dataloader')
     return None, None
 

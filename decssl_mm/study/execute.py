@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from decssl_mm.utils.checkpoint_io import read_clusters
 from .grid import ROOT, rel, to_jsonable
-from .plan import (Point, eval_loaders, eval_settings, point_images,
-                   point_work)
+from .eval_settings import eval_options, eval_settings
+from .plan import Point, eval_loaders, point_images, point_work
 from .results import make_record
 
 
@@ -197,22 +197,17 @@ def evaluate_point(point: Point, ckpt: Optional[str],
     if not args.eval:
         return {}, info, {}
     result = evaluate_checkpoint(
-        cfg, ckpt, evals=args.eval,
-        knn=dict(k=args.knn_k, temperature=args.knn_t),
-        probe=dict(epochs=args.probe_epochs, lr=args.probe_lr,
-                   batch_size=args.probe_batch_size,
-                   weight_decay=args.probe_wd),
+        cfg, ckpt, evals=args.eval, options=eval_options(args),
         loaders=eval_loaders(point, args),
         references=not getattr(args, 'no_references', False),
         seed=point.seed, device=device, cache=_REFERENCES)
     extra = result['info']
     if extra.get('cluster', -1) >= 0:
         info['featarc_cluster'] = extra['cluster']
-    for key in ('num_train', 'num_test', 'feature_s', 'feat_dim', 'probe_s',
-                'bnre_s', 'bnre_feature_s', 'bnre_probe_s', 'reference_s',
-                'loaded'):
-        if key in extra:
-            info[key] = extra[key]
+    for key, value in extra.items():  # sizes, timings (<what>_s), loaded
+        if key in ('num_train', 'num_test', 'feat_dim', 'loaded') \
+                or key.endswith('_s'):
+            info[key] = value
     return result['metrics'], info, result['references']
 
 

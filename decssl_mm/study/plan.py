@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from decssl_mm.utils.partition_names import partition_name
+from .eval_settings import eval_settings
 from .grid import (CONFIG_AXES, PARTITION_KEY, SIBLING_AXES, Assignment,
                    Axis, SweepError, apply_assignments, apply_total_epochs,
                    check_knobs, check_partition, existing_config, get_key,
@@ -89,22 +90,6 @@ def _point_config(args: argparse.Namespace, variants: Dict[str, str],
     method = '/'.join(labels) or args.method_label or \
         osp.splitext(osp.basename(config))[0]
     return config, method
-
-
-def eval_settings(args: argparse.Namespace) -> dict:
-    """The evaluation settings that enter a point's key."""
-    out = {'eval': list(args.eval)}
-    if 'knn' in args.eval:
-        out['knn'] = dict(k=args.knn_k, temperature=args.knn_t)
-    if 'linear' in args.eval:
-        out['linear'] = dict(epochs=args.probe_epochs, lr=args.probe_lr,
-                             batch_size=args.probe_batch_size,
-                             weight_decay=args.probe_wd)
-    out['train_subset'] = args.eval_train_subset
-    out['test_subset'] = args.eval_test_subset
-    if getattr(args, 'eval_loaders', None):
-        out['eval_loaders'] = rel(args.eval_loaders)
-    return out
 
 
 def eval_loaders(point: Point, args: argparse.Namespace

@@ -174,14 +174,24 @@ def make_record(point: Point, status: str, **extra) -> dict:
     return rec
 
 
+def top1_keys(record: dict) -> list:
+    """``<name>_top1`` of every evaluation the record ran without BatchNorm
+    re-estimation (``eval.settings.eval``; kNN and linear probe in records
+    without it), then ``cls_top1``."""
+    settings = (record.get('eval') or {}).get('settings') or {}
+    names = settings.get('eval', ('knn', 'linear'))
+    return [f'{n}_top1' for n in names if not n.endswith('_bnre')] + \
+        ['cls_top1']
+
+
 def summary_line(record: dict) -> str:
     """``knn_top1 T (untrained A / B), ...``: the top-1 figures of a
-    record beside their untrained references (model init / PyTorch default
-    init)."""
+    record's evaluations beside their untrained references (model init /
+    PyTorch default init)."""
     metrics = record.get('metrics') or {}
     refs = record.get('references') or {}
     parts = []
-    for key in ('knn_top1', 'linear_top1', 'cls_top1'):
+    for key in top1_keys(record):
         value = metrics.get(key)
         if not isinstance(value, float):
             continue

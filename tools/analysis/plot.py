@@ -60,7 +60,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
 from decssl_mm.study.results import (iter_records,  # noqa: E402
-                                     mixed_code_versions)
+                                     mixed_code_versions, top1_keys)
 from decssl_mm.utils.partition_names import \
     heterogeneity_rank  # noqa: E402,F401
 
@@ -71,6 +71,18 @@ METRIC_LABELS = {
     'knn_top5': 'kNN top-5 (%)',
     'cls_top1': 'own classifier top-1 (%)',
 }
+
+
+def metric_label(metric: str) -> str:
+    """Axis label of a metric: :data:`METRIC_LABELS`, else
+    ``<evaluation> top-k (%)`` for ``<evaluation>_top<k>`` of any
+    registered evaluation (e.g. ``ncm_top1``), else the metric."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    name, sep, tail = metric.rpartition('_top')
+    if sep and name and tail.isdigit():
+        return f'{name} top-{tail} (%)'
+    return metric
 # Records drawn as horizontal reference lines: centralized, untrained.
 REFERENCE = 'num_clients=1,no_train=True'
 PRESETS = {
@@ -410,11 +422,16 @@ def pivot_table(rows: List[Row], ref_rows: List[Row], x: str,
 
 
 def metric_table(records: List[dict], series: str,
-                 metrics: Sequence[str] = ('knn_top1', 'linear_top1',
-                                           'cls_top1'),
+                 metrics: Optional[Sequence[str]] = None,
                  digits: int = 1, which: str = 'both') -> str:
-    """Markdown table: rows = series, columns = metrics; the untrained
-    references (``which``) as rows ``<series> (untrained: ...)``."""
+    """Markdown table: rows = series, columns = metrics (default: the
+    top-1 of every evaluation the records ran, ``cls_top1`` last); the
+    untrained references (``which``) as rows ``<series> (untrained:
+    ...)``."""
+    if metrics is None:
+        keys = [k for rec in records for k in top1_keys(rec)]
+        metrics = [k for i, k in enumerate(keys)
+                   if k != 'cls_top1' and k not in keys[:i]] + ['cls_top1']
     per: 'OrderedDict[str, Dict[str, List[float]]]' = OrderedDict()
     for rec in records:
         name = str(lookup(rec, series, 'unknown'))
@@ -462,7 +479,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    'the preset\'s, else method)')
     p.add_argument('--metric', default='linear_top1',
                    help='metric to plot: linear_top1 (default), knn_top1, '
-                   'cls_top1, linear_top5, knn_top5')
+                   'cls_top1, linear_top5, knn_top5, or <name>_top<k> of '
+                   'any evaluation the records ran (e.g. ncm_top1)')
     p.add_argument('--filter', nargs='+', action='extend', default=[],
                    metavar='KEY=VALUE',
                    help='keep only records whose field equals the value')
@@ -560,7 +578,7 @@ def make_plot(records: List[dict], plot: str,
                         '--drop-series)')
     os.makedirs(args.out_dir, exist_ok=True)
     out = osp.join(args.out_dir, args.name or f'{plot}.png')
-    ylabel = METRIC_LABELS.get(args.metric, args.metric)
+    ylabel = metric_label(args.metric)
     title = args.title or preset.get('title') or ''
     xlabel = preset.get('xlabel') or x
     if preset['kind'] == 'line':

@@ -10,10 +10,11 @@ of the merged config, run one after another (``tools/train.py`` in a
 subprocess by default, ``tools/dist_train.sh`` with ``--launcher pytorch
 --gpus N``, or in this process with ``--runner inprocess``). Its final
 checkpoint is then evaluated on frozen backbone features by
-:func:`decssl_mm.evaluation.evaluate_checkpoint` (weighted kNN, k=200,
+:func:`decssl_mm.evaluation.evaluate_checkpoint` by the evaluations named
+in ``--eval``, by their ``EVALUATIONS`` names (default weighted kNN, k=200,
 T=0.1, and the feature-based linear probe of
-:mod:`decssl_mm.evaluation.linear_probe`; for classifiers also their own
-head), beside the same network untrained (``references``:
+:mod:`decssl_mm.evaluation.linear_probe`; ``ncm``, nearest class mean, or
+any other registered one; for classifiers also their own head), beside the same network untrained (``references``:
 ``untrained_init``, the model's own initialisation with the point's seed;
 ``untrained_default``, PyTorch's default initialisation), on the
 config's evaluation loaders (``knn_train_dataloader``/``knn_val_dataloader``
@@ -91,10 +92,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from decssl_mm.evaluation.evaluate import EVALS  # noqa: E402
 from decssl_mm.study import (PARTITION_KEY, SweepError,  # noqa: E402,F401
                              append_result, code_version, derived_fields,
-                             eval_loaders,
+                             eval_loaders, parse_eval_options,
+                             sweep_evaluations,
                              load_results, make_record, mixed_code_versions,
                              parse_grid, plan, print_plan, rel, run_point,
                              summary_line, train_command)
@@ -153,11 +154,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--eval', default='knn,linear',
                    type=lambda s: [e for e in s.split(',') if e and
                                    e != 'none'],
-                   help='evaluations: knn, linear, knn_bnre, linear_bnre '
-                   '(comma-separated; *_bnre: after BatchNorm re-estimation '
-                   'on the bank images, references too) or none; '
-                   'classifiers always also report their own head '
-                   '(cls_top1) unless none (default: knn,linear)')
+                   help='evaluations by registered name (EVALUATIONS: knn, '
+                   'linear, ncm, ...; comma-separated; <name>_bnre: after '
+                   'BatchNorm re-estimation on the bank images, references '
+                   'too) or none; classifiers always also report their own '
+                   'head (cls_top1) unless none (default: knn,linear)')
+    p.add_argument('--eval-options', nargs='+', action='extend',
+                   default=[], metavar='NAME.KEY=VALUE',
+                   help='settings of an evaluation, e.g. ncm.normalize=False '
+                   '(--knn-* and --probe-* set those of knn and linear)')
     p.add_argument('--knn-k', type=int, default=200, help='kNN neighbours')
     p.add_argument('--knn-t', type=float, default=0.1,
                    help='kNN temperature')
@@ -231,10 +236,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='minutes one point may take, for --deadline '
                    '(default 30)')
     args = p.parse_args(argv)
-    bad = [e for e in args.eval if e not in EVALS]
-    if bad:
-        p.error(f'--eval: unknown evaluation {bad[0]!r}; choose from '
-                f'{", ".join(EVALS)} or none')
+    try:
+        args.eval_options = parse_eval_options(args.eval_options)
+        sweep_evaluations(args)
+    except (SweepError, ValueError) as e:
+        p.error(str(e))
     if args.launcher == 'pytorch' and args.runner == 'inprocess':
         p.error('--launcher pytorch needs --runner subprocess')
     if args.gpus < 1:
