@@ -1,5 +1,6 @@
 """A dataloader worker killed by a transform costs its client only."""
 import os
+import time
 
 import pytest
 import torch
@@ -70,11 +71,42 @@ def test_dead_worker_costs_its_client_only(persistent):
     for client in (client1, client2):
         got = [_values(b) for b in ClientSlice(stream, len(client))]
         assert got == client
-    assert stream.rebuilds == 1
+    # new workers to check whose batch it was, new workers after it
+    assert stream.rebuilds == 2
     # the next round starts a healthy stream again
     loader.batch_sampler.set_plan(client1)
     again = RoundStream(loader, client1)
     assert [_values(b) for b in ClientSlice(again, 3)] == client1
+
+
+@pytest.mark.parametrize('persistent', [False, True])
+def test_prefetched_batch_of_next_client_fails_that_client(persistent):
+    """Sample 5 is in the next client's first batch: the workers load it
+    while the first client trains. The first client trains undisturbed
+    (the death is held, not raised in its step); the next one fails."""
+    client0 = [[0, 1], [2, 3]]
+    client1 = [[4, 5], [6, 7]]
+    client2 = [[8, 9]]
+    loader = _loader(persistent)
+    plan = client0 + client1 + client2
+    stream = RoundStream(loader, plan)
+    first = ClientSlice(stream, len(client0))
+    got = []
+    for batch in first:
+        got.append(_values(batch))
+        time.sleep(1.0)  # "training": a worker dies meanwhile
+    assert got == client0
+    second = ClientSlice(stream, len(client1))
+    with pytest.raises(RuntimeError, match='DataLoader worker'):
+        list(second)
+    second.drain()
+    assert [_values(b) for b in ClientSlice(stream, 1)] == client2
+    stream.close()
+
+
+def test_stream_that_ends_early_names_it():
+    with pytest.raises(RuntimeError, match='ended before'):
+        list(ClientSlice(iter([]), 1))
 
 
 def test_retry_loader_keeps_workers_and_timeout():
