@@ -12,6 +12,8 @@ from decssl_mm.federated.round_stream import RoundStream
 
 #: The sample whose transform kills its worker process.
 FATAL = 5
+#: The sample whose transform never returns (a stuck worker).
+STUCK = 20
 
 
 class _Killing(Dataset):
@@ -24,6 +26,8 @@ class _Killing(Dataset):
     def __getitem__(self, idx):
         if idx == FATAL and get_worker_info() is not None:
             os._exit(3)
+        if idx == STUCK and get_worker_info() is not None:
+            time.sleep(3600)
         return torch.tensor([idx])
 
 
@@ -43,9 +47,9 @@ class _PlanSampler:
         return len(self._plan)
 
 
-def _loader(persistent):
+def _loader(persistent, timeout=60):
     return DataLoader(_Killing(), batch_sampler=_PlanSampler(), num_workers=2,
-                      persistent_workers=persistent, timeout=60)
+                      persistent_workers=persistent, timeout=timeout)
 
 
 def _values(batch):
@@ -101,6 +105,22 @@ def test_prefetched_batch_of_next_client_fails_that_client(persistent):
         list(second)
     second.drain()
     assert [_values(b) for b in ClientSlice(stream, 1)] == client2
+    stream.close()
+
+
+def test_stuck_worker_times_out_and_fails_its_client_only():
+    """The loader's timeout bounds the wait; the batch being read is the
+    client's, so no second wait is spent on it."""
+    client0 = [[18, 19], [20, 21]]
+    client1 = [[22, 23]]
+    stream = RoundStream(_loader(False, timeout=2), client0 + client1)
+    first = ClientSlice(stream, len(client0))
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match='timed out'):
+        list(first)
+    first.drain()
+    assert [_values(b) for b in ClientSlice(stream, 1)] == client1
+    assert time.monotonic() - start < 30
     stream.close()
 
 
