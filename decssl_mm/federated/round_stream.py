@@ -8,7 +8,8 @@ trusted any more: the stream drops it (and its workers) and decides whose
 failure it was:
 
 - a dead worker (a transform that segfaults, ``os._exit``, an OOM kill) may
-  have been loading a prefetched batch of a *later* client. The stream
+  have been loading a prefetched batch of a *later* client (and a batch
+  it had already sent may fail to arrive, ``ConnectionResetError``). The stream
   reads the same batch again through new workers that load only the
   current client's batches (a *fenced* iterator). If that read dies too,
   the current client fails; if not, the client goes on undisturbed and the
@@ -35,8 +36,21 @@ __all__ = ['RoundStream']
 
 def _worker_died(err: Exception) -> bool:
     """Whether a read failed because a worker process ended (torch's
-    message), as opposed to an error of the batch being read."""
+    message), as opposed to an error of the batch being read. (A batch
+    a dead worker had already sent can also fail to arrive, e.g.
+    ``ConnectionResetError`` on its shared memory: the stream then sees
+    the dead worker itself.)"""
     return 'DataLoader worker (pid' in str(err)
+
+
+def _has_dead_worker(it: Any) -> bool:
+    return any(not w.is_alive() for w in getattr(it, '_workers', None) or [])
+
+
+def _shutdown(it: Any) -> None:
+    shutdown = getattr(it, '_shutdown_workers', None)
+    if shutdown is not None:
+        shutdown()
 
 
 class RoundStream:
@@ -71,15 +85,25 @@ class RoundStream:
         self.fence = min(self.pos + int(n), len(self.batches))
 
     def _start(self, end: int) -> None:
+        if not self._holding:
+            WORKER_SIGNALS.hold()
+            self._holding = True
+        self._end_stale_workers()
         self.dataloader.batch_sampler.set_plan(self.batches[self.pos:end])
         if self._broken:  # after a failure: new workers, not a dead one
             self.rebuilds += 1
             self._broken = False
-        self._it = iter(self.dataloader)
         self._end = end
-        if not self._holding:  # torch's handler exists once workers do
-            WORKER_SIGNALS.hold()
-            self._holding = True
+        self._it = iter(self.dataloader)
+        WORKER_SIGNALS.install()  # torch's handler exists once workers do
+
+    def _end_stale_workers(self) -> None:
+        """Persistent workers of a failed or dead iterator are not reused
+        (resetting one waits for a dead worker until the timeout)."""
+        stale = getattr(self.dataloader, '_iterator', None)
+        if stale is not None and (self._broken or _has_dead_worker(stale)):
+            self.dataloader._iterator = None
+            _shutdown(stale)
 
     def _drop(self) -> None:
         """Forget the iterator after a failure; its workers are ended."""
@@ -87,9 +111,7 @@ class RoundStream:
         self._broken = True
         if getattr(self.dataloader, '_iterator', None) is it:
             self.dataloader._iterator = None  # persistent workers
-        shutdown = getattr(it, '_shutdown_workers', None)
-        if shutdown is not None:
-            shutdown()
+        _shutdown(it)
 
     def _read(self) -> Any:
         with WORKER_SIGNALS.reading():
@@ -101,16 +123,17 @@ class RoundStream:
     def __next__(self) -> Any:
         if self.pos >= len(self.batches):
             raise StopIteration
-        if self._it is None or self._end <= self.pos:  # or fenced, used up
-            self._start(len(self.batches))
         try:
+            if self._it is None or self._end <= self.pos:  # or fenced, used
+                self._start(len(self.batches))
             batch = self._read()
         except StopIteration:
             self._it = None
             raise
         except Exception as err:  # noqa: B902 - cannot be trusted
+            died = _worker_died(err) or _has_dead_worker(self._it)
             self._drop()
-            if not (_worker_died(err) and self._end > self.fence):
+            if not (died and self._end > self.fence):
                 self.pos += 1
                 raise
             batch = self._read_fenced()
@@ -165,12 +188,9 @@ class RoundStream:
         may have a dead worker is dropped, so the next round (persistent
         workers) starts new ones."""
         if self._it is not None and (WORKER_SIGNALS.pending or
-                                     self._has_dead_worker()):
+                                     _has_dead_worker(self._it)):
             self._drop()
+        self._end_stale_workers()
         if self._holding:
             WORKER_SIGNALS.release()
             self._holding = False
-
-    def _has_dead_worker(self) -> bool:
-        workers = getattr(self._it, '_workers', None) or []
-        return any(not w.is_alive() for w in workers)

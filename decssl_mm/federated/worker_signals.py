@@ -16,6 +16,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
+from torch.utils.data._utils import signal_handling
+
 __all__ = ['WorkerSignals', 'WORKER_SIGNALS']
 
 
@@ -41,9 +43,16 @@ class WorkerSignals:
             threading.current_thread() is threading.main_thread()
 
     def hold(self) -> None:
-        """Start deferring (idempotent per holder: call once per stream)."""
+        """Start deferring (call once per stream, then :meth:`release`)."""
         self._holders += 1
-        if self._prev is not None or not self._can_install():
+        self.install()
+
+    def install(self) -> None:
+        """Wrap torch's handler if a holder exists and it is not wrapped
+        yet (torch sets its handler up with the first worker iterator)."""
+        if not self._holders or self._prev is not None or \
+                not self._can_install() or \
+                not getattr(signal_handling, '_SIGCHLD_handler_set', False):
             return
         current = signal.getsignal(signal.SIGCHLD)
         if callable(current):  # torch's handler (it chains to the previous)

@@ -1,5 +1,6 @@
 """A dataloader worker killed by a transform costs its client only."""
 import os
+import signal
 import time
 
 import pytest
@@ -122,6 +123,23 @@ def test_stuck_worker_times_out_and_fails_its_client_only():
     assert [_values(b) for b in ClientSlice(stream, 1)] == client1
     assert time.monotonic() - start < 30
     stream.close()
+
+
+def test_worker_dead_at_round_end_is_not_reused():
+    """A persistent worker that dies after the round's last read (held,
+    not raised) is not reset for the next round (that would wait for it
+    until the timeout)."""
+    loader = _loader(True, timeout=60)
+    stream = RoundStream(loader, [[0, 1]])
+    assert [_values(b) for b in ClientSlice(stream, 1)] == [[0, 1]]
+    os.kill(loader._iterator._workers[0].pid, signal.SIGKILL)
+    time.sleep(0.5)  # held: nothing is raised here
+    stream.close()
+    start = time.monotonic()
+    again = RoundStream(loader, [[2, 3], [6, 7]])
+    assert [_values(b) for b in ClientSlice(again, 2)] == [[2, 3], [6, 7]]
+    again.close()
+    assert time.monotonic() - start < 30
 
 
 def test_stream_that_ends_early_names_it():
