@@ -20,6 +20,7 @@ loading it (two workers per loader). The run must finish with a finite
 global model and every other client trained in every round.
 """
 import argparse
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -161,10 +162,11 @@ class HostileClientHook(Hook):
         server = runner.train_loop.server
         real_add = server.add
 
-        def add(client_id, state, num_samples):
+        def add(result):
             kind = HOSTILE_KINDS[runner.train_loop.epoch % 4]
-            if int(client_id) == self._target(runner):
-                state = dict(state)
+            if int(result.client_id) == self._target(runner):
+                state = dict(result.update)
+                result = dataclasses.replace(result, update=state)
                 w = state['encoder.0.weight']
                 if kind == 'float64_overflow':
                     state['encoder.0.weight'] = torch.full(
@@ -175,7 +177,7 @@ class HostileClientHook(Hook):
                 elif kind == 'huge_int':
                     state['encoder.1.num_batches_tracked'] = torch.tensor(
                         2**63 - 1)
-            return real_add(client_id, state, num_samples)
+            return real_add(result)
 
         server.add = add
 

@@ -33,8 +33,11 @@ class ClientRunner:
     server.add(result)``; the result's local state (with the server's memo)
     to the store; the hook ``after_client``. A client that fails before its
     update is aggregated is retried ``retries`` times on the same batches
-    (a retry reads them through a single-process loader); a failed state
-    write after aggregation is not retried (:class:`StateNotSaved`).
+    (a retry reads them through a new loader with new workers, see
+    :func:`client_loader`); a failed state write after aggregation is not
+    retried (:class:`StateNotSaved`). A failure to load a batch (a dead
+    worker included) fails the client whose batch it is
+    (:class:`RoundStream`).
 
     Args:
         loop (FederatedTrainLoop): The loop that owns the parts.
@@ -76,15 +79,19 @@ class ClientRunner:
         runner = loop.runner
         self.round_errors = {}
         ok, failed, written = [], [], {}
-        for k, batches in plans:
-            runner.call_hook('before_client', client_id=int(k),
-                             round_idx=round_idx)
-            done, saved = self.run_client(k, batches, round_idx, stream)
-            (ok if done else failed).append(k)
-            if saved:
-                written[k] = round_idx
-            runner.call_hook('after_client', client_id=int(k),
-                             round_idx=round_idx, trained=done)
+        try:
+            for k, batches in plans:
+                runner.call_hook('before_client', client_id=int(k),
+                                 round_idx=round_idx)
+                done, saved = self.run_client(k, batches, round_idx, stream)
+                (ok if done else failed).append(k)
+                if saved:
+                    written[k] = round_idx
+                runner.call_hook('after_client', client_id=int(k),
+                                 round_idx=round_idx, trained=done)
+        finally:
+            if stream is not None:
+                stream.close()
         self.settle_state_writes(round_idx, written)
         return ok, failed, written
 
@@ -96,8 +103,9 @@ class ClientRunner:
             tuple: ``(trained, state_saved)``.
         """
         for attempt in range(self.retries + 1):
-            data = ClientSlice(stream, len(batches)) if attempt == 0 \
-                else client_loader(self.loop.dataloader, batches)
+            own = None if attempt == 0 else self._retry_stream(stream,
+                                                               batches)
+            data = ClientSlice(stream if own is None else own, len(batches))
             try:
                 return True, self.exchange(client_id, round_idx, data)
             except StateNotSaved as e:
@@ -106,8 +114,7 @@ class ClientRunner:
             except Exception as e:  # noqa: B902 - one client must not
                 # stop the run (nor, under torch.distributed, hang the
                 # other ranks); if every client fails the round stops it.
-                if isinstance(data, ClientSlice):
-                    data.drain()
+                data.drain()
                 self.round_errors[int(client_id)] = \
                     f'{type(e).__name__}: {e}'
                 what = 'retrying' if attempt < self.retries else \
@@ -117,7 +124,20 @@ class ClientRunner:
                     f'(attempt {attempt + 1}/{self.retries + 1}: '
                     f'{type(e).__name__}: {e}); {what}.',
                     logger='current', level=logging.WARNING)
+            finally:
+                if own is not None:
+                    own.close()
         return False, False
+
+    def _retry_stream(self, stream: Optional[RoundStream],
+                      batches: list) -> RoundStream:
+        """A retry's own stream: a new loader, new workers. The round's
+        workers are ended first, so that one of them dying on a later
+        client's batch cannot fail the retry."""
+        if stream is not None:
+            stream.pause()
+        return RoundStream(client_loader(self.loop.dataloader, batches),
+                           batches)
 
     def exchange(self, client_id: int, round_idx: int,
                  data: Iterable) -> bool:

@@ -4,10 +4,13 @@ from typing import Iterator, List, Tuple
 
 from torch.utils.data import DataLoader
 
+from .round_batch_sampler import ClientRoundBatchSampler
+
 Batch = List[Tuple[int, int]]
 #: Seconds the round's DataLoader waits for a batch from its workers
-#: (``train_dataloader.timeout`` overrides; a dead or stuck worker then
-#: fails its client instead of hanging the run).
+#: (``train_dataloader.timeout`` overrides). A dead worker is noticed at
+#: once (torch's ``SIGCHLD`` handler); the timeout bounds a stuck one,
+#: which then fails the client whose batch it holds.
 ROUND_LOADER_TIMEOUT = 300
 
 
@@ -27,11 +30,18 @@ class ClientSlice:
     def __init__(self, stream: Iterator, n: int) -> None:
         self.stream = stream
         self.left = int(n)
+        if hasattr(stream, 'begin_client'):  # a RoundStream: whose batches
+            stream.begin_client(self.left)
 
     def __iter__(self):
         while self.left > 0:
             self.left -= 1  # a batch that fails to load is consumed too
-            yield next(self.stream)
+            try:
+                batch = next(self.stream)
+            except StopIteration:
+                raise RuntimeError('the round\'s data stream ended before '
+                                   'the client\'s last batch') from None
+            yield batch
 
     def drain(self) -> None:
         """Skip the client's remaining batches (after it failed)."""
@@ -55,13 +65,18 @@ def client_loader(dataloader: DataLoader, batches: List[Batch]) -> DataLoader:
     The augmentation seeds travel with the indices, so the batches equal
     those the round's stream served. It has the round loader's workers
     (new ones, not persistent) and ``timeout``: a transform that kills its
-    process kills a worker, not the run.
+    process kills a worker, not the run. Its batch sampler is a
+    :class:`ClientRoundBatchSampler` holding ``batches`` (a
+    :class:`~decssl_mm.federated.round_stream.RoundStream` can drive it).
 
     Args:
         dataloader (DataLoader): The round's loader (dataset, collate).
         batches (list): The client's planned batches.
     """
-    return DataLoader(dataloader.dataset, batch_sampler=batches,
+    sampler = ClientRoundBatchSampler(
+        batch_size=max([len(b) for b in batches] or [1]))
+    sampler.set_plan(batches)
+    return DataLoader(dataloader.dataset, batch_sampler=sampler,
                       num_workers=dataloader.num_workers,
                       collate_fn=dataloader.collate_fn,
                       pin_memory=dataloader.pin_memory,

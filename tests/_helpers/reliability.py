@@ -7,7 +7,9 @@ Importing this module registers, in decssl_mm's registries:
   killed from outside (``kill -9``), see :func:`kill_point_from_env`;
 - ``AttackedTrainer`` (and the ``AttackedTrainLoop`` config type that
   uses it): clients that send a
-  scaled or sign-flipped update.
+  scaled or sign-flipped update;
+- ``KillWorkerOnSample``: a transform that ends the dataloader worker
+  process loading one of the chosen samples (``os._exit``).
 
 It is imported by the tests and, in subprocesses, through the dumped
 config's ``custom_imports`` (``PYTHONPATH`` must include ``tests/``).
@@ -18,11 +20,13 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmcv.transforms import BaseTransform
 from mmengine.hooks import Hook
+from torch.utils.data import get_worker_info
 
 from decssl_mm.federated import FederatedTrainLoop
 from decssl_mm.federated.trainers import ClientTrainer
-from decssl_mm.registry import CLIENT_TRAINERS, HOOKS, LOOPS
+from decssl_mm.registry import CLIENT_TRAINERS, HOOKS, LOOPS, TRANSFORMS
 
 #: Environment variable naming the kill point of a training subprocess.
 KILL_ENV = 'DECSSL_TEST_KILL_AT'
@@ -80,6 +84,29 @@ class ClientFaultHook(Hook):
         model = runner.train_loop.model
         with torch.no_grad():
             next(model.parameters()).fill_(float('nan'))
+
+
+@TRANSFORMS.register_module()
+class KillWorkerOnSample(BaseTransform):
+    """End the dataloader worker that loads one of ``samples``.
+
+    Like a segfaulting decoder: the worker process exits (``os._exit(3)``)
+    without a Python error. In the main process (``num_workers=0``) it
+    does nothing, so a retry through a single-process loader would pass.
+
+    Args:
+        samples (Sequence[int]): ``sample_idx`` values that kill a worker
+            (settable on the built transform before workers start).
+    """
+
+    def __init__(self, samples: Sequence[int] = ()) -> None:
+        self.samples = {int(i) for i in samples}
+
+    def transform(self, results: dict) -> dict:
+        if results.get('sample_idx') in self.samples and \
+                get_worker_info() is not None:
+            os._exit(3)
+        return results
 
 
 def _wait_to_be_killed(work_dir: str, what: str) -> None:

@@ -1,5 +1,7 @@
 """A dataloader worker killed by a transform costs its client only."""
 import os
+import signal
+import time
 
 import pytest
 import torch
@@ -11,6 +13,8 @@ from decssl_mm.federated.round_stream import RoundStream
 
 #: The sample whose transform kills its worker process.
 FATAL = 5
+#: The sample whose transform never returns (a stuck worker).
+STUCK = 20
 
 
 class _Killing(Dataset):
@@ -23,6 +27,8 @@ class _Killing(Dataset):
     def __getitem__(self, idx):
         if idx == FATAL and get_worker_info() is not None:
             os._exit(3)
+        if idx == STUCK and get_worker_info() is not None:
+            time.sleep(3600)
         return torch.tensor([idx])
 
 
@@ -42,9 +48,9 @@ class _PlanSampler:
         return len(self._plan)
 
 
-def _loader(persistent):
+def _loader(persistent, timeout=60):
     return DataLoader(_Killing(), batch_sampler=_PlanSampler(), num_workers=2,
-                      persistent_workers=persistent, timeout=60)
+                      persistent_workers=persistent, timeout=timeout)
 
 
 def _values(batch):
@@ -70,11 +76,75 @@ def test_dead_worker_costs_its_client_only(persistent):
     for client in (client1, client2):
         got = [_values(b) for b in ClientSlice(stream, len(client))]
         assert got == client
-    assert stream.rebuilds == 1
+    # new workers to check whose batch it was, new workers after it
+    assert stream.rebuilds == 2
     # the next round starts a healthy stream again
     loader.batch_sampler.set_plan(client1)
     again = RoundStream(loader, client1)
     assert [_values(b) for b in ClientSlice(again, 3)] == client1
+
+
+@pytest.mark.parametrize('persistent', [False, True])
+def test_prefetched_batch_of_next_client_fails_that_client(persistent):
+    """Sample 5 is in the next client's first batch: the workers load it
+    while the first client trains. The first client trains undisturbed
+    (the death is held, not raised in its step); the next one fails."""
+    client0 = [[0, 1], [2, 3]]
+    client1 = [[4, 5], [6, 7]]
+    client2 = [[8, 9]]
+    loader = _loader(persistent)
+    plan = client0 + client1 + client2
+    stream = RoundStream(loader, plan)
+    first = ClientSlice(stream, len(client0))
+    got = []
+    for batch in first:
+        got.append(_values(batch))
+        time.sleep(1.0)  # "training": a worker dies meanwhile
+    assert got == client0
+    second = ClientSlice(stream, len(client1))
+    with pytest.raises(RuntimeError, match='DataLoader worker'):
+        list(second)
+    second.drain()
+    assert [_values(b) for b in ClientSlice(stream, 1)] == client2
+    stream.close()
+
+
+def test_stuck_worker_times_out_and_fails_its_client_only():
+    """The loader's timeout bounds the wait; the batch being read is the
+    client's, so no second wait is spent on it."""
+    client0 = [[18, 19], [20, 21]]
+    client1 = [[22, 23]]
+    stream = RoundStream(_loader(False, timeout=2), client0 + client1)
+    first = ClientSlice(stream, len(client0))
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match='timed out'):
+        list(first)
+    first.drain()
+    assert [_values(b) for b in ClientSlice(stream, 1)] == client1
+    assert time.monotonic() - start < 30
+    stream.close()
+
+
+def test_worker_dead_at_round_end_is_not_reused():
+    """A persistent worker that dies after the round's last read (held,
+    not raised) is not reset for the next round (that would wait for it
+    until the timeout)."""
+    loader = _loader(True, timeout=60)
+    stream = RoundStream(loader, [[0, 1]])
+    assert [_values(b) for b in ClientSlice(stream, 1)] == [[0, 1]]
+    os.kill(loader._iterator._workers[0].pid, signal.SIGKILL)
+    time.sleep(0.5)  # held: nothing is raised here
+    stream.close()
+    start = time.monotonic()
+    again = RoundStream(loader, [[2, 3], [6, 7]])
+    assert [_values(b) for b in ClientSlice(again, 2)] == [[2, 3], [6, 7]]
+    again.close()
+    assert time.monotonic() - start < 30
+
+
+def test_stream_that_ends_early_names_it():
+    with pytest.raises(RuntimeError, match='ended before'):
+        list(ClientSlice(iter([]), 1))
 
 
 def test_retry_loader_keeps_workers_and_timeout():
