@@ -1,9 +1,8 @@
 """Folding one client model into the float64 running sum: flat vs per tensor.
 
-A (per tensor): the path before the flat sums: finiteness by one fused
-``torch._foreach_norm`` over the model's tensors, then one fused
-``torch._foreach_add_`` of the float32 tensors into float64 per-tensor
-sums. B (flat): :class:`FlatWeightedSum.fold` (pack into a kept buffer,
+A (per tensor): :class:`PerTensorSum.fold` (finiteness by one fused
+``torch._foreach_norm`` over the model's tensors, then each tensor cast
+to float64 and added into its float64 sum). B (flat): :class:`FlatWeightedSum.fold` (pack into a kept buffer,
 one finiteness sum, chunked cast and add). Same tensors (the state dict of
 a real mmpretrain backbone), same weights; each repeat times both, in
 orders AB, BA, ...; each pair's ratio B / A of the times is printed and the
@@ -15,7 +14,7 @@ summary is their median with the range.
 import argparse
 import time
 
-from _common import machine_line, quiet_env, run_pairs
+from _common import machine_line, quiet_env, run_pairs, spread_line
 
 
 def state_of(depth: int, width: int) -> dict:
@@ -35,20 +34,18 @@ def main() -> None:
     parser.add_argument('--pairs', type=int, default=7)
     args = parser.parse_args()
     quiet_env()
-    import torch
     from decssl_mm.federated.aggregators.flat_sum import FlatWeightedSum
+    from decssl_mm.federated.aggregators.model_sum import PerTensorSum
     print(machine_line())
     state = state_of(args.depth, args.width)
     tensors = list(state.values())
     print(f'ResNet_CIFAR-{args.depth}, width {args.width}: {len(tensors)} '
           f'tensors, {sum(t.numel() for t in tensors) / 1e6:.1f} M values')
     flat = FlatWeightedSum(list(state), state)
-    sums = [torch.zeros_like(t, dtype=torch.float64) for t in tensors]
+    plain = PerTensorSum(list(state), state)
 
     def per_tensor() -> None:
-        norms = torch._foreach_norm(tensors)
-        assert bool(torch.stack(norms).isfinite().all())
-        torch._foreach_add_(sums, tensors, alpha=8.0)
+        assert plain.fold(state, 8.0)
 
     def timed(fn):
         def run(_: int) -> float:
@@ -63,7 +60,7 @@ def main() -> None:
                      args.pairs, 'per tensor', 'flat')
     for line in runs.lines(' ms', '.1f'):
         print(line)
-    print(runs.summary('ms a client'))
+    print(runs.summary('ms a client') + f' {spread_line(runs.ratios)}')
 
 
 if __name__ == '__main__':

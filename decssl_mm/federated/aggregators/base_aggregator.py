@@ -8,11 +8,15 @@ from .aggregate import (DEFAULT_LOCAL_PATTERNS, apply_step, fold_max,
                         fold_weighted, reduce_weighted_sums,
                         select_exchanged_keys, weighted_mean_like)
 from .flat_sum import FlatWeightedSum
+from .model_sum import PerTensorSum  # noqa: F401
 from .int_reduce import int_result_like
 from .update_checks import (all_finite, check_update, check_weight,
                             reject_non_finite)
 
 __all__ = ['BaseAggregator', 'DEFAULT_LOCAL_PATTERNS', 'fold_weighted']
+
+#: Running sum of models (benchmark switch: flat vs per tensor).
+MODEL_SUM = FlatWeightedSum
 
 
 class BaseAggregator:
@@ -73,7 +77,7 @@ class BaseAggregator:
         self._global: Dict[str, torch.Tensor] = {}
         self._export_ref: Dict[str, torch.Tensor] = {}
         self._sum: Dict[str, torch.Tensor] = {}
-        self._model_sum = FlatWeightedSum()
+        self._model_sum = MODEL_SUM()
         self._int_max: Dict[str, torch.Tensor] = {}
         self._export_sum: Dict[str, torch.Tensor] = {}
         self._total_weight = 0.0

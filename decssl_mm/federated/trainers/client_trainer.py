@@ -16,6 +16,8 @@ from ..messages import ClientResult, ClientTask
 from ..state_view import ModelStateView
 
 OPTIMIZER_POLICIES = ('reset', 'keep')
+#: Read the model's tensors through ModelStateView (benchmark switch).
+USE_STATE_VIEW = True
 _SEED_TAG = 7  # separates the local-training RNG stream of (round, client)
 
 #: ``run_iter(batch_idx, data_batch, step) -> outputs``: runs one step
@@ -116,6 +118,8 @@ class ClientTrainer:
     def model_state(self) -> StateDict:
         """The working model's state-dict tensors (not detached: read them
         under ``torch.no_grad()``)."""
+        if not USE_STATE_VIEW:
+            return self.model.state_dict()
         if self.state_view is None:
             self.begin_round(-1)
         return self.state_view.tensors()
