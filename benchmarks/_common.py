@@ -210,28 +210,6 @@ class PairedRuns:
                 f'{len(values)} pairs (orders {",".join(self.orders)})')
 
 
-def spread_line(ratios: List[float], higher_is_better: bool = False) -> str:
-    """The decision rule's terms for pair ratios B / A: the gain is the
-    paired median's distance from 1 in B's favour, the spread the range
-    (max - min) of the pair ratios; B earns its keep when the gain exceeds
-    twice the spread.
-
-    Args:
-        ratios (list[float]): One ratio B / A per pair.
-        higher_is_better (bool): True for rates (images/s), False for
-            times. Defaults to False.
-
-    Returns:
-        str: ``[gain ..., spread ...: ...]``.
-    """
-    median = statistics.median(ratios)
-    gain = median - 1.0 if higher_is_better else 1.0 - median
-    spread = max(ratios) - min(ratios)
-    verdict = 'exceeds' if gain > 2 * spread else 'does not exceed'
-    return (f'[gain {gain:+.3f}, spread {spread:.3f}: gain {verdict} '
-            f'2 x spread]')
-
-
 def run_pairs(run_a: Callable[[int], float],
               run_b: Callable[[int], float],
               pairs: int,

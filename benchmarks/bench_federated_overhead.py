@@ -25,7 +25,7 @@ import tempfile
 from typing import List, Optional
 
 from _common import (ROOT, Stopwatch, as_hook, fmnist_root, machine_line,
-                     quiet_env, run_pairs, set_width, spread_line)
+                     quiet_env, run_pairs, set_width)
 
 
 CONFIG = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
@@ -79,18 +79,6 @@ def build_cfgs(images: int, epochs: int, workers: int, work_dir: str,
     fed.work_dir = osp.join(work_dir, 'fed')
     cen.work_dir = osp.join(work_dir, 'cen')
     return cen, fed
-
-
-def use_path(flat: bool) -> None:
-    """Sum client models in flat buffers and read the working model
-    through ``ModelStateView`` (``flat``), or per tensor and through
-    ``state_dict()``."""
-    from decssl_mm.federated.aggregators import base_aggregator
-    from decssl_mm.federated.aggregators.flat_sum import FlatWeightedSum
-    from decssl_mm.federated.aggregators.model_sum import PerTensorSum
-    from decssl_mm.federated.trainers import client_trainer
-    base_aggregator.MODEL_SUM = FlatWeightedSum if flat else PerTensorSum
-    client_trainer.USE_STATE_VIEW = flat
 
 
 def run(cfg) -> Stopwatch:
@@ -153,10 +141,6 @@ def main() -> None:
                         help='IID clients of the federated run')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='batch size of both (default: the config\'s)')
-    parser.add_argument('--compare-paths', action='store_true',
-                        help='both sides federated: A = the plain '
-                        'per-tensor sum and state_dict() reads, B = the '
-                        'flat sum and ModelStateView')
     parser.add_argument('--width', type=int, default=None,
                         help='backbone base channels of both (default: the '
                         'config\'s 64); e.g. 8 where per-client cost '
@@ -168,34 +152,23 @@ def main() -> None:
     watches = ([], [])
     with tempfile.TemporaryDirectory() as d:
 
-        names = ('centralized', 'federated')
-        if args.compare_paths:
-            names = ('plain', 'flat')
-
         def side(index: int, which: int) -> float:
             cfgs = build_cfgs(args.images, args.epochs, args.workers,
                               f'{d}/{index}', args.clients)
-            if args.compare_paths:
-                use_path(flat=which == 1)
-                cfgs = (cfgs[1], cfgs[1])
             if args.batch_size:
                 cfgs[which].train_dataloader.batch_size = args.batch_size
             if args.width:
                 set_width(cfgs[which].model, args.width)
             watch = run(cfgs[which])
             watches[which].append(watch)
-            print(f"  run {index + 1}: {names[which]}"
+            print(f"  run {index + 1}: {('centralized', 'federated')[which]}"
                   f' {watch.rate:.1f} img/s', flush=True)
             return watch.rate
 
         runs = run_pairs(lambda i: side(i, 0), lambda i: side(i, 1),
-                         args.pairs, *names)
+                         args.pairs, 'centralized', 'federated')
     for line in runs.lines(' img/s', '.1f'):
         print(line)
-    if args.compare_paths:
-        print(f'{args.clients} clients, 1 local epoch, FedAvg, both sides')
-        print(runs.summary('images/s') + f' {spread_line(runs.ratios, True)}')
-        return
     for line in accounting(*watches, args.clients, args.epochs, runs.orders):
         print(line)
     print('centralized: mmpretrain EpochBasedTrainLoop; federated: '
