@@ -7,7 +7,7 @@ from ..dist_utils import all_reduce_tensors
 from .aggregate import (DEFAULT_LOCAL_PATTERNS, apply_step, fold_max,
                         fold_weighted, reduce_weighted_sums,
                         select_exchanged_keys, weighted_mean_like)
-from .flat_sum import FlatWeightedSum
+from .model_sum import PerTensorSum
 from .int_reduce import int_result_like
 from .update_checks import (all_finite, check_update, check_weight,
                             reject_non_finite)
@@ -18,10 +18,10 @@ __all__ = ['BaseAggregator', 'DEFAULT_LOCAL_PATTERNS', 'fold_weighted']
 class BaseAggregator:
     """Aggregate client models as a running weighted sum of their updates.
 
-    Only the global model, the running sum (float64, on the model's device;
-    flat buffers, :class:`FlatWeightedSum`, with a packing buffer of at
-    most a few MB per dtype) and the server optimizer's state live in
-    memory: the memory does not grow with the number of clients. Under
+    Only the global model, the running sum (float64, one tensor per key,
+    on the model's device: :class:`PerTensorSum`) and the server
+    optimizer's state live in memory: the memory does not grow with the
+    number of clients. Under
     torch.distributed every rank adds its own clients and :meth:`finalize`
     all-reduces the sums.
 
@@ -52,6 +52,10 @@ class BaseAggregator:
         check_finite (bool): Reject updates holding NaN/Inf. Defaults to True.
     """
 
+    #: Sum client models (mean update taken once, at the end) rather than
+    #: deltas; a subclass overriding :meth:`_accumulate` sets it False.
+    sums_models: bool = True
+
     def __init__(self,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = DEFAULT_LOCAL_PATTERNS,
@@ -73,7 +77,11 @@ class BaseAggregator:
         self._global: Dict[str, torch.Tensor] = {}
         self._export_ref: Dict[str, torch.Tensor] = {}
         self._sum: Dict[str, torch.Tensor] = {}
-        self._model_sum = FlatWeightedSum()
+        self._model_sum = PerTensorSum()
+        if self.sums_models and \
+                type(self)._accumulate is not BaseAggregator._accumulate:
+            raise TypeError(f'{type(self).__name__} overrides _accumulate '
+                            '(deltas): set sums_models = False on it.')
         self._int_max: Dict[str, torch.Tensor] = {}
         self._export_sum: Dict[str, torch.Tensor] = {}
         self._total_weight = 0.0
@@ -127,7 +135,7 @@ class BaseAggregator:
         self._num_clients = 0
         self._kinds = None
         self._model_sum.reset(
-            self._float_keys() if self._streams_models() else [],
+            self._float_keys() if self.sums_models else [],
             self._global)
 
     def _key_kinds(self) -> tuple:
@@ -172,7 +180,7 @@ class BaseAggregator:
         check_weight(client_id, num_samples)
         refs = dict(self._global)
         refs.update(self._export_ref)
-        streams = self._streams_models()
+        streams = self.sums_models
         update = check_update(client_id, state, refs, list(refs),
                               self.check_finite and not streams)
         weight = self.client_weight(num_samples)
@@ -201,7 +209,7 @@ class BaseAggregator:
                 them while checking them). Defaults to False.
         """
         floats = self._float_keys()
-        if self._streams_models():
+        if self.sums_models:
             if not folded:
                 self._model_sum.fold(update, weight, check_finite=False)
         else:
@@ -216,13 +224,6 @@ class BaseAggregator:
         self._total_weight += weight
         self._num_clients += 1
 
-    def _streams_models(self) -> bool:
-        """Whether the running sum is over models (flat buffers,
-        :class:`FlatWeightedSum`; the mean update is taken once at the end)
-        rather than deltas: a subclass overriding :meth:`_accumulate`
-        receives deltas."""
-        return type(self)._accumulate is BaseAggregator._accumulate
-
     def _accumulate(self, client_id: int, deltas: Dict[str, torch.Tensor],
                     weight: float) -> None:
         """Fold one client's (float64) deltas into the running sum."""
@@ -234,9 +235,9 @@ class BaseAggregator:
 
     def running_sums(self) -> Dict[str, torch.Tensor]:
         """This rank's float64 running sums of the round, per floating
-        exchanged key (weighted models when :meth:`_streams_models`, else
+        exchanged key (weighted models when :attr:`sums_models`, else
         weighted deltas); empty before the first client."""
-        return self._model_sum.as_dict() if self._streams_models() \
+        return self._model_sum.as_dict() if self.sums_models \
             else self._sum
 
     def _record_ints(self, client_id: int,
@@ -262,7 +263,7 @@ class BaseAggregator:
         sums, total = reduce_weighted_sums(sums, self._total_weight)
         if total <= 0:
             return None
-        if self._streams_models():  # mean model - global model
+        if self.sums_models:  # mean model - global model
             return {
                 k: v.div_(total).sub_(self._global[k].double())
                 for k, v in sums.items()

@@ -52,6 +52,8 @@ class BufferedAggregator(BaseAggregator):
         **kwargs: See :class:`BaseAggregator`.
     """
 
+    sums_models = False  # _accumulate buffers deltas
+
     def __init__(self,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = DEFAULT_LOCAL_PATTERNS,

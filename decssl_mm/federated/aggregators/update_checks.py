@@ -9,7 +9,6 @@ from typing import Dict, Iterable, List, Sequence
 
 import torch
 
-from .flat_sum import group_all_finite
 from .update_casts import cast_to_global
 
 
@@ -155,13 +154,13 @@ def reject_non_finite(client_id: int, update: Dict[str, torch.Tensor],
 
 
 def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
-    """Whether every element of every (floating) tensor is finite.
+    """Whether every element of every (floating) tensor is finite, exactly.
 
-    Per device and dtype, :func:`group_all_finite`: the tensors of a small
-    model are flattened into one (a fused copy) and summed once, those of a
-    large one checked by one fused norm; exact either way (a non-finite sum
-    or norm is decided by ``aminmax``), with a few kernels and one host
-    synchronisation per device instead of one per tensor.
+    Per device and dtype, one fused norm (``torch._foreach_norm``: NaN and
+    Inf propagate into a norm) and one host synchronisation; only where a
+    norm is not finite (a bad element, or huge finite values whose squares
+    overflow) or the dtype is not float32/float64 does ``torch.isfinite``
+    decide, tensor by tensor.
 
     Args:
         tensors (Sequence[Tensor]): Floating tensors, any devices.
@@ -173,4 +172,10 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     for t in tensors:
         if t.numel() > 0:
             groups.setdefault((t.device, t.dtype), []).append(t)
-    return all(group_all_finite(group) for group in groups.values())
+    for (_, dtype), group in groups.items():
+        if dtype in (torch.float32, torch.float64) and bool(
+                torch.stack(torch._foreach_norm(group)).isfinite().all()):
+            continue
+        if not all(bool(torch.isfinite(t).all()) for t in group):
+            return False
+    return True

@@ -13,7 +13,6 @@ from decssl_mm.utils.state_dict import StateDict, copy_state
 from ..client_isolation import client_local_ops
 from ..eval_view import eval_view_features
 from ..messages import ClientResult, ClientTask
-from ..state_view import ModelStateView
 
 OPTIMIZER_POLICIES = ('reset', 'keep')
 _SEED_TAG = 7  # separates the local-training RNG stream of (round, client)
@@ -78,7 +77,6 @@ class ClientTrainer:
         self.optim_wrapper = None
         self.dataset = None
         self.run_iter: IterRunner = _plain_iter
-        self.state_view: Optional[ModelStateView] = None
         self._pipeline: Tuple[Optional[str], Optional[Compose]] = (None, None)
 
     def setup(self, model: nn.Module, optim_wrapper, dataset=None,
@@ -104,21 +102,11 @@ class ClientTrainer:
         return getattr(self.wrapped_model, 'module', self.wrapped_model)
 
     def begin_round(self, round_idx: int) -> None:
-        """A round starts: index the working model's state anew (see
-        :class:`ModelStateView`; a model changed between rounds is read
-        as it is now)."""
-        if self.state_view is None or self.state_view.module is not \
-                self.model:
-            self.state_view = ModelStateView(self.model)
-        else:
-            self.state_view.refresh()
+        """A round starts (nothing to prepare in the base trainer)."""
 
     def model_state(self) -> StateDict:
-        """The working model's state-dict tensors (not detached: read them
-        under ``torch.no_grad()``)."""
-        if self.state_view is None:
-            self.begin_round(-1)
-        return self.state_view.tensors()
+        """The working model's state-dict tensors (``state_dict()``)."""
+        return self.model.state_dict()
 
     # --------------------------------------------------------------- a client
     def fit(self, task: ClientTask, batches: Iterable,
