@@ -18,6 +18,16 @@ from .enrolment import assign_sites
 Reply = Tuple[int, Union[ClientResult, str]]
 
 
+class _NoImages:
+    """The server's stand-in for a train dataloader: it holds no images
+    (mmengine reads its length, one round, to build the schedulers)."""
+
+    dataset = None
+
+    def __len__(self) -> int:
+        return 1
+
+
 class FederationLoop(BaseLoop):
     """Run the config's rounds with every client a remote site.
 
@@ -52,7 +62,7 @@ class FederationLoop(BaseLoop):
                  round_timeout: Optional[float] = None,
                  min_results: int = 1) -> None:
         self._runner = runner
-        self.dataloader = None
+        self.dataloader = _NoImages()
         cfg = dict(train_cfg)
         cfg.pop('type', None)
         self.train_cfg = cfg

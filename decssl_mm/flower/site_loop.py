@@ -110,6 +110,7 @@ class SiteFitLoop(BaseLoop):
         runner = self.runner
         runner.call_hook('before_train')
         step_schedulers(runner.param_schedulers, self.task.round_idx)
+        runner.call_hook('before_train_epoch')
         model = getattr(runner.model, 'module', runner.model)
         self.trainer.setup(runner.model, runner.optim_wrapper,
                            self.dataloader.dataset, self.run_iter)
