@@ -79,7 +79,14 @@ class Site:
         """The site's training images (refuses a site without any)."""
         from decssl_mm.registry import DATASETS
         inner = copy.deepcopy(self.cfg.train_dataloader['dataset']['dataset'])
-        n = len(DATASETS.build(inner))
+        inner['pipeline'] = []  # counted, not read
+        inner['serialize_data'] = False  # (an empty list cannot be packed)
+        try:
+            n = len(DATASETS.build(inner))
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                f'{self.site.node}: cannot read the training images under '
+                f'data-root {self.site.data_root!r}: {e}') from e
         if n == 0:
             raise ValueError(f'{self.site.node}: no training images under '
                              f'data-root {self.site.data_root!r}.')
