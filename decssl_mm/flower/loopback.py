@@ -79,8 +79,7 @@ class LocalFederation:
         """Start the SuperLink and the SuperNodes."""
         self._start('superlink', [
             'flower-superlink', '--insecure', '--host', '127.0.0.1',
-            '--port', str(self.port), '--database',
-            osp.join(self.work_dir, 'state.db')])
+            '--port', str(self.port)])
         time.sleep(3)
         self.nodes = [self.start_node(i, nc)
                       for i, nc in enumerate(self.node_configs)]
