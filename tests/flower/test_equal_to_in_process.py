@@ -57,3 +57,41 @@ def test_flower_rounds_equal_in_process_rounds(fmnist_root, tmp_path):
     assert ckpt['federated']['round'] == 2
     for k, v in want.items():
         assert torch.equal(ckpt['state_dict'][k], v), k
+
+
+class _KilledAfter:
+    """A grid whose server dies when round ``round_idx`` is sent."""
+
+    def __init__(self, grid, round_idx):
+        self.grid, self.round_idx = grid, str(round_idx)
+
+    def get_node_ids(self):
+        return self.grid.get_node_ids()
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        if messages and messages[0].metadata.group_id == self.round_idx:
+            raise KeyboardInterrupt('server killed')
+        return self.grid.send_and_receive(messages, timeout=timeout)
+
+
+def test_restarted_server_continues_from_its_checkpoint(fmnist_root,
+                                                        tmp_path):
+    ref = Runner.from_cfg(_tiny(fmnist_root, tmp_path / 'ref'))
+    ref.train()
+    cfg = _tiny(fmnist_root, tmp_path / 'unused')
+    path = str(tmp_path / 'shared_cfg.py')
+    cfg.dump(path)
+    sites = split_fmnist_sites(cfg, str(tmp_path / 'sites'))
+    nodes = {100 + k: {'data-root': d, 'site-id': k,
+                       'state-dir': str(tmp_path / f'state{k}')}
+             for k, d in enumerate(sites)}
+    grid = LocalGrid(client_app, nodes, {'config': path})
+    rc = {'config': path, 'work-dir': str(tmp_path / 'server')}
+    with pytest.raises(KeyboardInterrupt):
+        server_runner(rc, GridTransport(_KilledAfter(grid, 1))).train()
+    runner = server_runner(rc, GridTransport(grid))  # resume=True
+    runner.train()
+    got, want = runner.train_loop.global_state, ref.train_loop.global_state
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
