@@ -3,7 +3,8 @@
 Run config (``[tool.flwr.app.config]``): ``config`` (the mmengine config),
 ``work-dir`` (checkpoints and logs; default ``work_dirs/<config name>``),
 ``resume`` (continue from the last checkpoint there; default true),
-``round-timeout`` (seconds to wait for a round, 0: no limit),
+``round-timeout`` (seconds to wait for a round; default 3600, 0: no
+limit, then a site that dies mid-round stalls the run),
 ``min-results`` (fewest admitted results a round needs; default 1),
 ``enrol-timeout`` (seconds to wait for the sites at the start).
 """
@@ -38,7 +39,7 @@ def server_runner(run_config: dict, transport) -> Runner:
     cfg.resume = bool(run_config.get('resume', True))
     cfg.load_from = None
     cfg.launcher = 'none'
-    timeout = float(run_config.get('round-timeout', 0)) or None
+    timeout = float(run_config.get('round-timeout', 3600)) or None
     runner = Runner.from_cfg(cfg)
     runner._train_loop = FederationLoop(
         runner, transport, cfg.train_cfg, fingerprint, timeout,
