@@ -103,8 +103,31 @@ class LocalFederation:
         with open(osp.join(self.work_dir, f'{name}.log')) as f:
             return f.read()
 
+    def _descendants(self) -> List[int]:
+        """PIDs started below ours (Flower starts its app processes in
+        sessions of their own, out of reach of a process-group kill)."""
+        try:
+            import psutil
+        except ImportError:
+            return []
+        pids = []
+        for proc in self.procs:
+            try:
+                pids += [c.pid for c in psutil.Process(
+                    proc.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        return pids
+
     def stop(self) -> None:
-        """Stop every process started (its process group, by PID)."""
+        """Stop every process started (its process group, by PID) and the
+        processes they started."""
+        below = self._descendants()
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 try:
@@ -121,6 +144,11 @@ class LocalFederation:
                 except ProcessLookupError:
                     pass
                 proc.wait()
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def __enter__(self) -> 'LocalFederation':
         try:

@@ -2,6 +2,8 @@
 bounded in time, every process stopped by PID even when the test fails."""
 import glob
 import os.path as osp
+import subprocess
+import sys
 import time
 
 import pytest
@@ -52,3 +54,10 @@ def test_two_sites_pretrain_over_loopback(fmnist_root, tmp_path):
     assert any(k.startswith('backbone.') for k in state['state_dict'])
     for k in range(2):  # the local state stayed at each site
         assert glob.glob(str(tmp_path / f'state{k}' / 'client_state_r1.pth'))
+    # the server's checkpoint is an ordinary one for the downstream tools
+    tool = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'tools', 'model_converters',
+        'extract_backbone.py')
+    subprocess.run([sys.executable, tool, ckpt,
+                    str(tmp_path / 'backbone.pth')], check=True)
+    assert osp.isfile(tmp_path / 'backbone.pth')
