@@ -33,6 +33,8 @@ setup(
                        'pycocotools>=2.0.7', 'ftfy', 'regex'],
         'tools': ['matplotlib>=3.7'],
         'tests': ['pytest>=7', 'hypothesis>=6', 'psutil'],
+        # pretraining across sites (decssl_mm.flower; docs/deploy.md)
+        'flower': ['flwr==1.42.*'],
     },
     license='Apache License 2.0',
     zip_safe=False,

@@ -9,6 +9,8 @@
 #                  (default: ~/.cache/decssl_mm)
 #   PYTHON         interpreter used to create the venv (default: python3)
 #   DECSSL_NO_APT  set to 1 to skip installing the Debian Fashion-MNIST package
+#   DECSSL_NO_FLOWER  set to 1 to skip the `flower` extra (pretraining across
+#                  sites; its tests are then skipped)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +20,7 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 CACHE="${DECSSL_CACHE:-$HOME/.cache/decssl_mm}"
 
+FLOWER="flwr==1.42.*"  # setup.py's `flower` extra (pinned: its API moves)
 TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
@@ -91,6 +94,10 @@ fi
 log "installing the OpenMMLab stack"
 "${PIP[@]}" install -q "${STACK[@]}" "addict" "yapf" "packaging" "Pillow" "pyyaml"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+if [[ "${DECSSL_NO_FLOWER:-0}" != 1 ]]; then
+  log "installing the flower extra ($FLOWER)"
+  "${PIP[@]}" install -q "$FLOWER"
+fi
 
 # 5. real offline data for the demo (optional: the code works without it).
 if [[ "${DECSSL_NO_APT:-0}" != 1 && ! -d /usr/share/datasets/fashion-mnist ]] && command -v apt-get >/dev/null; then

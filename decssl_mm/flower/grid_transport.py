@@ -1,0 +1,85 @@
+"""Tasks out and results back through Flower's grid."""
+import logging
+from typing import Iterable, List, Optional, Tuple
+
+from flwr.app import ConfigRecord, Message, RecordDict
+from mmengine.logging import print_log
+
+from decssl_mm.federated.messages import ClientTask
+from .codec import decode_result, encode_task
+from .enrolment import Roster
+
+#: Message type of the enrolment (site id, images, config check).
+ENROL = 'query'
+#: Message type of a round's task.
+FIT = 'train'
+
+
+def _error_text(reply: Message) -> str:
+    reason = (reply.error.reason or '').strip()
+    last = reason.splitlines()[-1] if reason else f'code {reply.error.code}'
+    return f'the site failed: {last}'
+
+
+class GridTransport:
+    """Send tasks to nodes and collect their results over a Flower grid.
+
+    Args:
+        grid (Grid): The ServerApp's grid.
+        enrol_timeout (float): Seconds to wait for the sites' enrolment.
+    """
+
+    def __init__(self, grid, enrol_timeout: float = 600.0) -> None:
+        self.grid = grid
+        self.enrol_timeout = float(enrol_timeout)
+
+    def enrol(self, fingerprint: str) -> Roster:
+        """Ask every connected node for its site id and image count; a
+        site whose config differs answers with an error naming it.
+
+        Raises:
+            RuntimeError: A site refused, naming its node and the reason.
+        """
+        nodes = sorted(int(n) for n in self.grid.get_node_ids())
+        ask = RecordDict({'enrol': ConfigRecord(
+            {'config-fingerprint': fingerprint})})
+        msgs = [Message(RecordDict(dict(ask)), n, ENROL, group_id='enrol')
+                for n in nodes]
+        roster, problems, answered = {}, [], set()
+        for reply in self.grid.send_and_receive(msgs,
+                                                timeout=self.enrol_timeout):
+            node = int(reply.metadata.src_node_id)
+            answered.add(node)
+            if reply.has_error():
+                problems.append(f'node {node}: {_error_text(reply)}')
+                continue
+            site = reply.content.config_records['site']
+            sid = site.get('site-id')
+            roster[node] = (None if sid is None or sid < 0 else int(sid),
+                            int(site['num-samples']))
+        missing = sorted(set(nodes) - answered)
+        problems += [f'node {n}: no answer within {self.enrol_timeout:.0f} s'
+                     for n in missing]
+        if problems:
+            raise RuntimeError('Enrolment failed: ' + '; '.join(problems))
+        return roster
+
+    def fit(self, round_idx: int, sends: Iterable[Tuple[int, ClientTask]],
+            fingerprint: str, timeout: Optional[float]) -> List:
+        """Send a round's tasks; the replies as ``(node, result | error)``
+        (nodes that did not answer in time are absent)."""
+        msgs = [Message(encode_task(task, fingerprint), int(node), FIT,
+                        group_id=str(round_idx)) for node, task in sends]
+        out = []
+        for reply in self.grid.send_and_receive(msgs, timeout=timeout):
+            node = int(reply.metadata.src_node_id)
+            if reply.has_error():
+                out.append((node, _error_text(reply)))
+                continue
+            try:
+                out.append((node, decode_result(reply.content)))
+            except (KeyError, TypeError, ValueError) as e:
+                print_log(f'node {node}: unreadable reply ({e})',
+                          logger='current', level=logging.WARNING)
+                out.append((node, f'unreadable reply: {e}'))
+        return out
