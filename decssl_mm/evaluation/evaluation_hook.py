@@ -187,9 +187,5 @@ class EvaluationHook(Hook):
         text = f'{label} {_pretty(key)}'
         if key in metrics:
             text += f' {metrics[key]:.2f}'
-        init = metrics.get(f'{key}_untrained_init')
-        default = metrics.get(f'{key}_untrained_default')
-        if init is not None and default is not None:
-            text += (f' (untrained: {init:.2f} model init, {default:.2f} '
-                     'PyTorch default init)')
-        return text
+        from .untrained import untrained_suffix
+        return text + untrained_suffix(metrics, key)

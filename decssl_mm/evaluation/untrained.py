@@ -128,3 +128,14 @@ def reference_key(*parts: Any) -> str:
 
     text = json.dumps(plain(list(parts)), sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+def untrained_suffix(metrics: dict, key: str) -> str:
+    """`` (untrained: A model init, B PyTorch default init)`` for ``key``
+    when ``metrics`` holds both untrained references of it, else ``''``."""
+    init = metrics.get(f'{key}_untrained_init')
+    default = metrics.get(f'{key}_untrained_default')
+    if init is None or default is None:
+        return ''
+    return (f' (untrained: {init:.2f} model init, {default:.2f} '
+            'PyTorch default init)')

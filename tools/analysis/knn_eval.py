@@ -69,12 +69,8 @@ def _line(name: str, metrics: dict, key: str) -> str:
     """
     value = metrics.get(key)
     text = f'{name} {value:.2f}' if value is not None else f'{name} n/a'
-    init = metrics.get(f'{key}_untrained_init')
-    default = metrics.get(f'{key}_untrained_default')
-    if init is not None and default is not None:
-        text += (f' (untrained: {init:.2f} model init, {default:.2f} '
-                 'PyTorch default init)')
-    return text
+    from decssl_mm.evaluation.untrained import untrained_suffix
+    return text + untrained_suffix(metrics, key)
 
 
 def _evaluations(args: argparse.Namespace) -> list:
