@@ -6,6 +6,10 @@
 #
 #   bash tools/flower/run_local_federation.sh \
 #       configs/decssl/simclr_r18_fmnist_dir0.1_demo.py 3 [WORK_DIR]
+#
+# SECURE=1: TLS (a CA and a server certificate made in WORK_DIR/flower/certs)
+# and SuperNode authentication (a key pair per site in WORK_DIR/flower/keys,
+# each registered with `flwr supernode register` before its node starts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONFIG="$(realpath "${1:?usage: $0 CONFIG N [WORK_DIR]}")"
@@ -13,10 +17,15 @@ N="${2:?usage: $0 CONFIG N [WORK_DIR]}"
 NAME="$(basename "$CONFIG" .py)"
 WORK="$(realpath -m "${3:-$ROOT/work_dirs/flower_${NAME}_${N}sites}")"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
+case "${SECURE:-0}" in
+    0|1) ;;
+    *) echo "SECURE must be 0 or 1, got '$SECURE'" >&2; exit 2 ;;
+esac
+export SECURE="${SECURE:-0}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$WORK"
 "$PY" - "$CONFIG" "$N" "$WORK" <<'PYEOF'
-import sys, time
+import os, sys, time
 from mmengine.config import Config
 from decssl_mm.flower.loopback import LocalFederation
 from decssl_mm.flower.site_split import split_fmnist_sites
@@ -29,8 +38,10 @@ cfg.dump(shared)
 sites = split_fmnist_sites(cfg, f'{work}/sites')
 nodes = [{'data-root': d, 'site-id': k, 'state-dir': f'{work}/site_state{k}'}
          for k, d in enumerate(sites)]
-print(f'{n} sites under {work}/sites; logs under {work}/flower', flush=True)
-with LocalFederation(f'{work}/flower', nodes) as fed:
+secure = os.environ['SECURE'] == '1'
+print(f'{n} sites under {work}/sites; logs under {work}/flower'
+      + (' (TLS, SuperNode authentication)' if secure else ''), flush=True)
+with LocalFederation(f'{work}/flower', nodes, secure=secure) as fed:
     run = fed.run({'config': shared, 'work-dir': f'{work}/server',
                    'resume': False}, 0)
     while run.poll() is None:
