@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Pretrain CONFIG across N sites on this machine over Flower (one SuperLink,
 # N SuperNodes on 127.0.0.1), each site holding its client's share of the
-# config's partition, then print the kNN line of the global backbone beside
-# the untrained references.
+# config's partition; print the rounds and the kNN line of the global
+# backbone beside the untrained references (the config's evaluation hook on
+# the server; knn_eval.py when the config has none), then extract the
+# backbone for the downstream configs (WORK_DIR/backbone.pth).
+# Each site trains with OMP_NUM_THREADS = cores // N (override: SITE_THREADS).
 #
 #   bash tools/flower/run_local_federation.sh \
 #       configs/decssl/simclr_r18_fmnist_dir0.1_demo.py 3 [WORK_DIR]
@@ -41,15 +44,27 @@ nodes = [{'data-root': d, 'site-id': k, 'state-dir': f'{work}/site_state{k}'}
 secure = os.environ['SECURE'] == '1'
 print(f'{n} sites under {work}/sites; logs under {work}/flower'
       + (' (TLS, SuperNode authentication)' if secure else ''), flush=True)
-with LocalFederation(f'{work}/flower', nodes, secure=secure) as fed:
+threads = os.environ.get('SITE_THREADS') or max(1, (os.cpu_count() or 1) // n)
+env = {'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
+with LocalFederation(f'{work}/flower', nodes, env, secure=secure) as fed:
     run = fed.run({'config': shared, 'work-dir': f'{work}/server',
                    'resume': False}, 0)
     while run.poll() is None:
         time.sleep(2)
-    print(fed.log('run')[-2000:])
+    log = fed.log('run')
+    lines = [x for x in log.splitlines()
+             if 'Round ' in x or 'kNN top-1' in x or 'left out' in x]
+    print('\n'.join(lines) if lines else log[-2000:])
     if run.returncode:
+        print(log[-2000:])
         sys.exit(f'flwr run failed ({run.returncode}); see {work}/flower')
 PYEOF
 CKPT="$WORK/server/$(basename "$(cat "$WORK/server/last_checkpoint")")"
 echo "global model: $CKPT"
-"$PY" "$ROOT/tools/analysis/knn_eval.py" "$WORK/shared_config.py" "$CKPT"
+if ! grep -q "kNN top-1" "$WORK/flower/run.log"; then
+    "$PY" "$ROOT/tools/analysis/knn_eval.py" "$WORK/shared_config.py" "$CKPT"
+fi
+"$PY" "$ROOT/tools/model_converters/extract_backbone.py" "$CKPT" \
+    "$WORK/backbone.pth"
+echo "downstream: add --cfg-options model.backbone.init_cfg.checkpoint=$WORK/backbone.pth"
+echo "            to a config under configs/downstream/ of the same backbone"
