@@ -53,6 +53,8 @@ class SiteFitLoop(BaseLoop):
         self.local_state = local_state
         self.train_cfg = dict(train_cfg)
         self.result: Optional[ClientResult] = None
+        self._batches: Optional[list] = None
+        self._iter = 0
         unit = self.train_cfg.get('schedule_unit', 'round')
         if unit != 'round' and int(self.train_cfg.get('local_epochs') or
                                    1) > 1:
@@ -82,19 +84,23 @@ class SiteFitLoop(BaseLoop):
 
     @property
     def iter(self) -> int:
-        """Iterations run (0: hooks need a value)."""
-        return 0
+        """Local iterations run so far in this task."""
+        return self._iter
 
     def batches(self) -> list:
-        """The site's batches of the round: ``(local index, seed)``."""
+        """The site's batches of the round: ``(local index, seed)``
+        (planned once per task)."""
+        if self._batches is not None:
+            return self._batches
         dataset = self.dataloader.dataset
         sampler = self.dataloader.batch_sampler
-        return client_round_plan(
+        self._batches = client_round_plan(
             dataset.client_indices(0), self.task.seed, self.task.round_idx,
             self.task.client_id, sampler.batch_size,
             local_epochs=self.train_cfg.get('local_epochs'),
             local_iters=self.train_cfg.get('local_iters'),
             drop_last=sampler.drop_last)
+        return self._batches
 
     def run_iter(self, idx: int, data_batch, step):
         """One local step inside the train-iteration hooks."""
@@ -103,6 +109,7 @@ class SiteFitLoop(BaseLoop):
         outputs = step(data_batch)
         self.runner.call_hook('after_train_iter', batch_idx=idx,
                               data_batch=data_batch, outputs=outputs)
+        self._iter += 1
         return outputs
 
     def run(self) -> torch.nn.Module:
@@ -118,6 +125,8 @@ class SiteFitLoop(BaseLoop):
         self.trainer.begin_round(self.task.round_idx)
         runner.message_hub.update_info('client_id', int(self.task.client_id))
         loader = client_loader(self.dataloader, self.batches())
+        # the logger reads the loop's loader: its length is the task's
+        self.dataloader = loader
         self.result = self.trainer.fit(self.task, loader, self.local_state)
         runner.call_hook('after_train')
         return runner.model

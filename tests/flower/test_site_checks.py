@@ -85,3 +85,23 @@ def test_site_ids_must_cover_the_sites():
         assign_sites({9: (0, 5), 4: (2, 3)})
     with pytest.raises(ValueError, match='No site'):
         assign_sites({})
+
+
+def test_site_log_counts_the_tasks_iterations(fmnist_root, tmp_path):
+    import glob
+    from decssl_mm.federated.messages import ClientTask
+    from decssl_mm.registry import MODELS
+    cfg = tiny_federated_cfg(CONFIG, fmnist_root, str(tmp_path / 'w'),
+                             local_iters=3)
+    cfg.log_level = 'INFO'
+    site = Site(cfg, parse_node_config(
+        {'data-root': fmnist_root, 'state-dir': str(tmp_path / 's')}, 5))
+    state = MODELS.build(cfg.model).state_dict()
+    task = ClientTask(client_id=0, round_idx=0, start_state=state,
+                      exchanged_keys=tuple(state), num_samples=10, seed=0)
+    site.fit(task)
+    logs = glob.glob(str(tmp_path / '**' / '*.log'), recursive=True)
+    text = ''.join(open(p).read() for p in logs)
+    # the logger shows the task's own length and count, not [i/0]
+    assert 'Epoch(train) [1][3/3]' in text, text[-2000:]
+    assert '/0]' not in text
