@@ -36,8 +36,10 @@ with LocalFederation(f'{work}/flower', nodes) as fed:
     while run.poll() is None:
         time.sleep(2)
     print(fed.log('run')[-2000:])
-    if run.returncode:
-        sys.exit(f'flwr run failed ({run.returncode}); see {work}/flower')
+    status = fed.run_status()  # flwr run --stream exits 0 even then
+    if run.returncode or status != 'finished:completed':
+        sys.exit(f'flwr run failed ({run.returncode}, {status}); see '
+                 f'{work}/flower')
 PYEOF
 CKPT="$WORK/server/$(basename "$(cat "$WORK/server/last_checkpoint")")"
 echo "global model: $CKPT"
