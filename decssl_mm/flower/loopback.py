@@ -152,7 +152,8 @@ class LocalFederation:
             i (int): The SuperNode's index in ``node_configs``.
 
         Returns:
-            list[int]: The PIDs killed (SuperNode first).
+            list[int]: The PIDs killed (SuperNode first). Needs ``psutil``
+            (the ``tests`` extra).
         """
         import psutil
         node = self.nodes[i]

