@@ -16,6 +16,9 @@ from .enrolment import assign_sites
 
 #: A site's answer: its result, or the reason it gave none.
 Reply = Tuple[int, Union[ClientResult, str]]
+#: Why a site whose node is offline at the start of a round gets no task.
+NODE_OFFLINE = ('its node is not connected to the SuperLink (stopped, or '
+                'its heartbeats stopped)')
 
 
 class _NoImages:
@@ -37,7 +40,9 @@ class FederationLoop(BaseLoop):
     deployment, see :class:`~decssl_mm.flower.grid_transport.
     GridTransport`). Round ``r``: sample participants among the enrolled
     sites, ``server.begin_round``, ``server.configure`` per participant,
-    send the tasks and wait (``round_timeout``), fold the results with
+    leave out the participants whose node the transport holds offline
+    (``transport.online_nodes()``, if it has one), send the tasks and wait
+    (``round_timeout``), fold the results with
     ``server.add`` in participant order (a refused result is logged with
     its node and left out), ``server.finish_round``, the global model into
     the runner's model, the ``after_train_epoch`` hooks (checkpoint). The
@@ -46,14 +51,17 @@ class FederationLoop(BaseLoop):
 
     Args:
         runner (Runner): The server's runner (no training data).
-        transport: ``enrol(fingerprint) -> roster`` and
+        transport: ``enrol(fingerprint) -> roster``,
             ``fit(round_idx, [(node, task)], fingerprint, timeout) ->
-            [(node, result | error)]``.
+            [(node, result | error)]`` and optionally
+            ``online_nodes() -> set of node ids``.
         train_cfg (dict): The config's ``train_cfg``.
         fingerprint (str): The config's fingerprint (sent in each task).
         round_timeout (float, optional): Seconds to wait for a round's
             results. None: no limit.
-        min_results (int): Fewest admitted results a round needs.
+        min_results (int): Fewest admitted results a round needs; a
+            participant left out (offline, failed, refused, no reply in
+            time) counts against it.
     """
 
     is_federated = True
@@ -149,11 +157,14 @@ class FederationLoop(BaseLoop):
         participants = [int(k) for k in self.client_sampler.sample(
             r, self.client_sizes)]
         self.server.begin_round(r, participants, None)
-        sends = [(self.node_of[k], self.server.configure(
-            k, r, int(self.client_sizes[k]))) for k in participants]
+        tasks = {k: self.server.configure(k, r, int(self.client_sizes[k]))
+                 for k in participants}
+        offline = self.offline_sites(r, participants)
+        sends = [(self.node_of[k], tasks[k]) for k in participants
+                 if k not in offline]
         replies = self.transport.fit(r, sends, self.fingerprint,
-                                     self.round_timeout)
-        admitted = self.fold(r, participants, replies)
+                                     self.round_timeout) if sends else []
+        admitted = self.fold(r, participants, replies, offline)
         extra = self.server.finish_round(r)
         copy_state(self.model.state_dict(), self.global_state)
         self.comm_total += 2 * self.server.exchanged_bytes * admitted
@@ -162,24 +173,67 @@ class FederationLoop(BaseLoop):
         scalars.update({k: v for k, v in extra.items()
                         if k != 'comm/extra_bytes'})
         log_round_scalars(self.runner, r, scalars)
-        print_log(f'Round {r + 1}/{self._max_epochs}: {admitted} of '
+        print_log(f'{self._round_name(r)}: {admitted} of '
                   f'{len(participants)} sites admitted.', logger='current')
         self._rounds_done = r + 1
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
 
+    def offline_sites(self, round_idx: int,
+                      participants: List[int]) -> Dict[int, str]:
+        """The round's participants whose node the transport holds offline
+        now, with the reason; they are left out before any task is sent
+        (the sampling is untouched, so a round where every node is online
+        is the in-process round). A transport without ``online_nodes``
+        holds every node online.
+
+        Raises:
+            RuntimeError: Too few participants online for ``min_results``,
+                naming the round and every offline site and node.
+        """
+        online_nodes = getattr(self.transport, 'online_nodes', None)
+        if online_nodes is None:
+            return {}
+        online = set(online_nodes())
+        offline = {k: NODE_OFFLINE for k in participants
+                   if self.node_of[k] not in online}
+        for k, why in offline.items():
+            print_log(f'{self._round_name(round_idx)}: site {k} (node '
+                      f'{self.node_of[k]}) left out, no task sent: {why}',
+                      logger='current', level=logging.WARNING)
+        if offline and len(participants) - len(offline) < self._needed:
+            self._too_few(
+                round_idx,
+                f'{len(participants) - len(offline)} site(s) online',
+                [f'site {k} (node {self.node_of[k]}): {why}'
+                 for k, why in offline.items()])
+        return offline
+
     def fold(self, round_idx: int, participants: List[int],
-             replies: List[Reply]) -> int:
+             replies: List[Reply],
+             left_out: Optional[Dict[int, str]] = None) -> int:
         """Fold the round's results in participant order (the in-process
         order of the sum); returns how many were admitted.
 
+        Args:
+            round_idx (int): The round.
+            participants (list[int]): The sampled sites, in order.
+            replies (list): ``(node, result | error)`` as received.
+            left_out (dict, optional): Sites sent no task, with the reason
+                (already logged); they count as missing results.
+
         Raises:
-            RuntimeError: Fewer admitted results than ``min_results``.
+            RuntimeError: Fewer admitted results than ``min_results``,
+                naming the round and every site left out and why.
         """
+        left_out = left_out or {}
         by_node = dict(replies)
         admitted, problems = 0, []
         for k in participants:
             node = self.node_of[k]
+            if k in left_out:
+                problems.append(f'site {k} (node {node}): {left_out[k]}')
+                continue
             reply = by_node.get(node, 'no reply within the round timeout')
             if isinstance(reply, ClientResult):
                 reply = self._admit(round_idx, k, node, reply)
@@ -187,14 +241,27 @@ class FederationLoop(BaseLoop):
                 admitted += 1
                 continue
             problems.append(f'site {k} (node {node}): {reply}')
-            print_log(f'Round {round_idx}: site {k} (node {node}) left out: '
-                      f'{reply}', logger='current', level=logging.WARNING)
-        if admitted < max(self.min_results, 1):
-            raise RuntimeError(
-                f'Round {round_idx}: {admitted} result(s) admitted, fewer '
-                f'than min-results={self.min_results}: ' +
-                '; '.join(problems))
+            print_log(f'{self._round_name(round_idx)}: site {k} (node '
+                      f'{node}) left out: {reply}', logger='current',
+                      level=logging.WARNING)
+        if admitted < self._needed:
+            self._too_few(round_idx, f'{admitted} result(s) admitted',
+                          problems)
         return admitted
+
+    @property
+    def _needed(self) -> int:
+        return max(self.min_results, 1)
+
+    def _round_name(self, round_idx: int) -> str:
+        return f'Round {round_idx + 1}/{self._max_epochs}'
+
+    def _too_few(self, round_idx: int, what: str,
+                 problems: List[str]) -> None:
+        raise RuntimeError(
+            f'{self._round_name(round_idx)}: {what}, fewer than '
+            f'min-results={self.min_results}; missing: ' +
+            '; '.join(problems))
 
     def _admit(self, round_idx: int, site: int, node: int,
                result: ClientResult) -> Optional[str]:

@@ -1,8 +1,10 @@
 """Tasks out and results back through Flower's grid."""
 import logging
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Set, Tuple
 
 from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.common.constant import (HEARTBEAT_DEFAULT_INTERVAL,
+                                  HEARTBEAT_PATIENCE, ErrorCode)
 from mmengine.logging import print_log
 
 from decssl_mm.federated.messages import ClientTask
@@ -15,10 +17,33 @@ ENROL = 'query'
 FIT = 'train'
 
 
+#: Seconds after its last heartbeat that the SuperLink holds a SuperNode
+#: offline (Flower 1.42: patience 2 x the fixed 30 s interval).
+NODE_GONE_AFTER = HEARTBEAT_PATIENCE * HEARTBEAT_DEFAULT_INTERVAL
+#: Why a site whose node the SuperLink holds offline gives no result.
+NODE_GONE = ('its node is offline (the SuperNode stopped, or no heartbeat '
+             f'reached the SuperLink for {NODE_GONE_AFTER:.0f} s: killed or '
+             'cut off)')
+
+
 def _error_text(reply: Message) -> str:
+    if reply.error.code == ErrorCode.NODE_UNAVAILABLE:
+        return NODE_GONE
     reason = (reply.error.reason or '').strip()
     last = reason.splitlines()[-1] if reason else f'code {reply.error.code}'
     return f'the site failed: {last}'
+
+
+def _reply_nodes(msgs: List[Message], replies: Iterable[Message]
+                 ) -> List[Tuple[int, Message]]:
+    """Each reply with the node its task went to. The SuperLink answers for
+    a node it holds offline itself (source: the SuperLink, not the node),
+    so a reply is matched to its task, by the message id the grid set on
+    the task when it pushed it."""
+    node_of = {m.metadata.message_id: int(m.metadata.dst_node_id)
+               for m in msgs if m.metadata.message_id}
+    return [(node_of.get(r.metadata.reply_to_message_id,
+                         int(r.metadata.src_node_id)), r) for r in replies]
 
 
 class GridTransport:
@@ -46,9 +71,8 @@ class GridTransport:
         msgs = [Message(RecordDict(dict(ask)), n, ENROL, group_id='enrol')
                 for n in nodes]
         roster, problems, answered = {}, [], set()
-        for reply in self.grid.send_and_receive(msgs,
-                                                timeout=self.enrol_timeout):
-            node = int(reply.metadata.src_node_id)
+        replies = self.grid.send_and_receive(msgs, timeout=self.enrol_timeout)
+        for node, reply in _reply_nodes(msgs, replies):
             answered.add(node)
             if reply.has_error():
                 problems.append(f'node {node}: {_error_text(reply)}')
@@ -64,15 +88,22 @@ class GridTransport:
             raise RuntimeError('Enrolment failed: ' + '; '.join(problems))
         return roster
 
+    def online_nodes(self) -> Set[int]:
+        """The nodes the SuperLink holds online now (a SuperNode whose
+        heartbeats stopped drops out of it, see :data:`NODE_GONE`)."""
+        return {int(n) for n in self.grid.get_node_ids()}
+
     def fit(self, round_idx: int, sends: Iterable[Tuple[int, ClientTask]],
             fingerprint: str, timeout: Optional[float]) -> List:
         """Send a round's tasks; the replies as ``(node, result | error)``
-        (nodes that did not answer in time are absent)."""
+        (nodes that did not answer in time are absent; a node that went
+        offline during the round answers :data:`NODE_GONE` once the
+        SuperLink noticed, before the timeout)."""
         msgs = [Message(encode_task(task, fingerprint), int(node), FIT,
                         group_id=str(round_idx)) for node, task in sends]
         out = []
-        for reply in self.grid.send_and_receive(msgs, timeout=timeout):
-            node = int(reply.metadata.src_node_id)
+        replies = self.grid.send_and_receive(msgs, timeout=timeout)
+        for node, reply in _reply_nodes(msgs, replies):
             if reply.has_error():
                 out.append((node, _error_text(reply)))
                 continue

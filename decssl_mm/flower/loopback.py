@@ -8,8 +8,10 @@ certificates made on the spot (:mod:`decssl_mm.flower.certs`) and SuperNode
 authentication, each SuperNode with a key pair of its own, registered with
 ``flwr supernode register`` before it starts.
 """
+import json
 import os
 import os.path as osp
+import re
 import signal
 import socket
 import subprocess
@@ -243,6 +245,28 @@ class LocalFederation:
             'flwr', 'run', APP_DIR, 'loopback', '--stream',
             '--run-config', toml_pairs(run_config)])
 
+    def run_status(self, timeout: float = 60) -> str:
+        """The status the SuperLink holds for the run :meth:`run` started
+        (``finished:completed``, ``finished:failed``, ``running``...):
+        ``flwr run --stream`` exits 0 whatever the ServerApp did.
+
+        Args:
+            timeout (float): Seconds to wait for ``flwr ls``.
+
+        Raises:
+            RuntimeError: ``run.log`` names no run (the run did not start).
+        """
+        found = re.search(r'started run (\d+)', self.log('run'))
+        if found is None:
+            raise RuntimeError(f'No run id in {self.work_dir}/run.log: the '
+                               'run did not start.')
+        out = subprocess.run(
+            [osp.join(self.bin, 'flwr'), 'ls', 'loopback', '--run-id',
+             found.group(1), '--format', 'json'], env=self.env,
+            cwd=self.work_dir, capture_output=True, text=True,
+            timeout=timeout, check=True)
+        return str(json.loads(out.stdout)['runs'][0]['status'])
+
     def log(self, name: str) -> str:
         """A process's output so far."""
         with open(osp.join(self.work_dir, f'{name}.log')) as f:
@@ -263,6 +287,39 @@ class LocalFederation:
             except psutil.NoSuchProcess:
                 continue
         return pids
+
+    def kill_node(self, i: int) -> List[int]:
+        """SIGKILL SuperNode ``i`` and every process it started (its app
+        processes), as a crash or a power cut would: no goodbye to the
+        SuperLink, which notices only when the heartbeats stop.
+
+        Args:
+            i (int): The SuperNode's index in ``node_configs``.
+
+        Returns:
+            list[int]: The PIDs killed (SuperNode first). Needs ``psutil``
+            (the ``tests`` extra).
+        """
+        import psutil
+        node = self.nodes[i]
+        frozen: List[int] = []
+        todo = [node.pid]
+        while todo:  # stop the tree first, so that nothing new starts
+            pid = todo.pop()
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                frozen.append(pid)
+                todo += [c.pid for c in psutil.Process(pid).children()
+                         if c.pid not in frozen]
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                continue
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        node.wait()
+        return frozen
 
     def stop(self) -> None:
         """Stop every process started (its process group, by PID) and the

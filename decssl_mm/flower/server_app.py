@@ -4,8 +4,10 @@ Run config (``[tool.flwr.app.config]``): ``config`` (the mmengine config),
 ``work-dir`` (checkpoints and logs; default ``work_dirs/<config name>``),
 ``resume`` (continue from the last checkpoint there; default true),
 ``round-timeout`` (seconds to wait for a round; default 3600, 0: no
-limit, then a site that dies mid-round stalls the run),
-``min-results`` (fewest admitted results a round needs; default 1),
+limit, then a site that hangs while its SuperNode stays up stalls the run;
+a dead SuperNode is answered for by the SuperLink once it holds it offline),
+``min-results`` (fewest admitted results a round needs, sites left out
+counted as missing; default 1),
 ``enrol-timeout`` (seconds to wait for the sites at the start).
 """
 import os.path as osp

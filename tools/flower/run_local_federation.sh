@@ -55,9 +55,11 @@ with LocalFederation(f'{work}/flower', nodes, env, secure=secure) as fed:
     lines = [x for x in log.splitlines()
              if 'Round ' in x or 'kNN top-1' in x or 'left out' in x]
     print('\n'.join(lines) if lines else log[-2000:])
-    if run.returncode:
+    status = fed.run_status()  # flwr run --stream exits 0 even then
+    if run.returncode or status != 'finished:completed':
         print(log[-2000:])
-        sys.exit(f'flwr run failed ({run.returncode}); see {work}/flower')
+        sys.exit(f'flwr run failed ({run.returncode}, {status}); see '
+                 f'{work}/flower')
 PYEOF
 CKPT="$WORK/server/$(basename "$(cat "$WORK/server/last_checkpoint")")"
 echo "global model: $CKPT"
