@@ -62,3 +62,15 @@ def finish_tiny_cfg(cfg: Config, rounds: int,
     if extra:
         cfg.merge_from_dict(extra)
     return cfg
+
+
+def dump_eval_cfg(cfg: Config, path: str) -> str:
+    """Write the part of a trained config that ``knn_eval.py`` reads (model,
+    preprocessor, kNN loaders) to ``path``; returns ``path``."""
+    Config(dict(default_scope='decssl_mm', model=cfg.model.to_dict(),
+                data_preprocessor=cfg.data_preprocessor.to_dict(),
+                randomness=dict(seed=0),
+                knn_train_dataloader=cfg.knn_train_dataloader.to_dict(),
+                knn_val_dataloader=cfg.knn_val_dataloader.to_dict())
+           ).dump(path)
+    return path

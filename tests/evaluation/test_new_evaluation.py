@@ -10,7 +10,6 @@ import os.path as osp
 from typing import Dict
 
 import pytest
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 import decssl_mm  # noqa: F401
@@ -19,6 +18,7 @@ from decssl_mm.evaluation.evaluations import BaseEvaluation, EvalContext
 from decssl_mm.registry import EVALUATIONS
 from ._tiny import SIMCLR, tiny_study_cfg
 from .test_untrained_references import ROOT, _tool
+from _helpers.configs import dump_eval_cfg
 
 NEW = 'mean_norm'
 
@@ -91,13 +91,7 @@ def test_hook_runs_new_evaluations_with_references(hook_run, registered):
 def test_knn_eval_tool_runs_new_evaluations(hook_run, registered, tmp_path,
                                             capsys):
     cfg = hook_run['cfg']
-    path = str(tmp_path / 'eval_cfg.py')
-    Config(dict(default_scope='decssl_mm', model=cfg.model.to_dict(),
-                data_preprocessor=cfg.data_preprocessor.to_dict(),
-                randomness=dict(seed=0),
-                knn_train_dataloader=cfg.knn_train_dataloader.to_dict(),
-                knn_val_dataloader=cfg.knn_val_dataloader.to_dict())
-           ).dump(path)
+    path = dump_eval_cfg(cfg, str(tmp_path / 'eval_cfg.py'))
     tool = _tool('knn_eval')
     figures = tool.main([path, hook_run['ckpt'], '--eval',
                          f'ncm,{registered}'])

@@ -14,6 +14,7 @@ from decssl_mm.evaluation import (build_untrained_model, evaluate_checkpoint,
                                   find_eval_loaders)
 from decssl_mm.utils.io import atomic_torch_save
 from ._tiny import SIMCLR, tiny_study_cfg
+from _helpers.configs import dump_eval_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -138,13 +139,7 @@ def _tool(name):
 
 def test_knn_eval_tool_prints_references(hook_run, tmp_path, capsys):
     cfg = hook_run['cfg']
-    path = str(tmp_path / 'eval_cfg.py')
-    Config(dict(default_scope='decssl_mm', model=cfg.model.to_dict(),
-                data_preprocessor=cfg.data_preprocessor.to_dict(),
-                randomness=dict(seed=0),
-                knn_train_dataloader=cfg.knn_train_dataloader.to_dict(),
-                knn_val_dataloader=cfg.knn_val_dataloader.to_dict())
-           ).dump(path)
+    path = dump_eval_cfg(cfg, str(tmp_path / 'eval_cfg.py'))
     tool = _tool('knn_eval')
     metrics = tool.main([path, hook_run['ckpt'], '--k', '20'])
     hub = hook_run['runner'].message_hub
