@@ -9,7 +9,8 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 import decssl_mm  # noqa: F401 - registers the components
-from .codec import decode_task, encode_result
+from .codec import (decode_score_query, decode_task, encode_result,
+                    encode_scores)
 from .node_config import parse_node_config
 from .site import Site
 
@@ -43,14 +44,32 @@ def answer_task(msg: Message, context: Context) -> Message:
     exchanged keys of the result, its sample count and metrics."""
     site = site_of(context)
     task, fingerprint = decode_task(msg.content)
-    site.check_fingerprint(fingerprint)
-    sid = site.site.site_id
-    if sid is not None and sid != task.client_id:
-        raise ValueError(f'{site.site.node} is site {sid} but got the task '
-                         f'of site {task.client_id}.')
+    check_site(site, fingerprint, task.client_id)
     result = site.fit(task)
     return Message(encode_result(result, task.exchanged_keys), reply_to=msg)
 
 
+def answer_scores(msg: Message, context: Context) -> Message:
+    """FeatARC's first message of a round: score the received cluster
+    backbones on the site's images; reply with the scores."""
+    site = site_of(context)
+    ids, clusters, fingerprint = decode_score_query(msg.content)
+    check_site(site, fingerprint, ids['client-id'])
+    scores, stale = site.score(ids['round'], ids['seed'], ids['client-id'],
+                               clusters)
+    return Message(encode_scores(ids['client-id'], ids['round'], scores,
+                                 stale), reply_to=msg)
+
+
+def check_site(site: Site, fingerprint: str, client_id: int) -> None:
+    """Refuse a message of another config or meant for another site."""
+    site.check_fingerprint(fingerprint)
+    sid = site.site.site_id
+    if sid is not None and sid != client_id:
+        raise ValueError(f'{site.site.node} is site {sid} but got the task '
+                         f'of site {client_id}.')
+
+
 app.query()(answer_enrolment)
+app.query('score')(answer_scores)
 app.train()(answer_task)

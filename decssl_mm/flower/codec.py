@@ -8,9 +8,11 @@ extra (``'extra.<name>'``). A :class:`ClientResult` travels as an
 ``ArrayRecord`` ``'arrays'`` (the exchanged keys of the update), a
 ``MetricRecord`` ``'metrics'`` (with ``'num-examples'``), a
 ``ConfigRecord`` ``'result'`` and its tensor extras. Its local state never
-leaves the site.
+leaves the site. FeatARC's score query travels as an ``ArrayRecord``
+``'clusters'`` and a ``ConfigRecord`` ``'score'``; the answer as a
+``ConfigRecord`` ``'scores'``.
 """
-from typing import Any, Dict, Iterable, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
@@ -116,3 +118,46 @@ def decode_result(content: RecordDict) -> ClientResult:
         update=record_to_state(content.array_records['arrays']),
         num_samples=int(meta['num-samples']), metrics=metrics,
         extras=_records_to_extras(content))
+
+
+def encode_score_query(site_id: int, round_idx: int, seed: int,
+                       clusters: Dict[str, torch.Tensor],
+                       fingerprint: str) -> RecordDict:
+    """FeatARC's first message of a round across sites: the round-start
+    cluster backbones (``'<c>.<key>'``) a site scores."""
+    return RecordDict({
+        'clusters': state_to_record(clusters, list(clusters)),
+        'score': ConfigRecord({'client-id': int(site_id),
+                               'round': int(round_idx), 'seed': int(seed),
+                               'config-fingerprint': fingerprint}),
+    })
+
+
+def decode_score_query(content: RecordDict) -> Tuple[dict, Dict, str]:
+    """A score query as ``({'client-id', 'round', 'seed'}, clusters,
+    fingerprint)``."""
+    meta = content.config_records['score']
+    ids = {k: int(meta[k]) for k in ('client-id', 'round', 'seed')}
+    clusters = record_to_state(content.array_records['clusters'])
+    return ids, clusters, str(meta['config-fingerprint'])
+
+
+def encode_scores(site_id: int, round_idx: int,
+                  scores: Optional[List[float]], stale: bool) -> RecordDict:
+    """A site's answer to a score query (no scores: it has no features
+    yet; ``stale``: of another sample count)."""
+    meta = {'client-id': int(site_id), 'round': int(round_idx),
+            'stale': bool(stale)}
+    if scores is not None:
+        meta['scores'] = [float(s) for s in scores]
+    return RecordDict({'scores': ConfigRecord(meta)})
+
+
+def decode_scores(content: RecordDict
+                  ) -> Tuple[int, int, Optional[List[float]], bool]:
+    """A score answer as ``(site, round, scores or None, stale)``."""
+    meta = content.config_records['scores']
+    scores = meta.get('scores')
+    return (int(meta['client-id']), int(meta['round']),
+            None if scores is None else [float(s) for s in scores],
+            bool(meta['stale']))

@@ -39,10 +39,12 @@ class FederationLoop(BaseLoop):
     ``transport`` carries tasks and results (Flower's grid in a
     deployment, see :class:`~decssl_mm.flower.grid_transport.
     GridTransport`). Round ``r``: sample participants among the enrolled
-    sites, ``server.begin_round``, ``server.configure`` per participant,
-    leave out the participants whose node the transport holds offline
-    (``transport.online_nodes()``, if it has one), send the tasks and wait
-    (``round_timeout``), fold the results with
+    sites, leave out the participants whose node the transport holds
+    offline (``transport.online_nodes()``, if it has one),
+    ``server.begin_round`` (a server that assigns participants by their
+    own data, FeatARC's, asks the sites for their scores first:
+    :meth:`score_at_sites`), ``server.configure`` per participant, send
+    the tasks and wait (``round_timeout``), fold the results with
     ``server.add`` in participant order (a refused result is logged with
     its node and left out), ``server.finish_round``, the global model into
     the runner's model, the ``after_train_epoch`` hooks (checkpoint). The
@@ -92,8 +94,12 @@ class FederationLoop(BaseLoop):
             cfg.get('trainer'), cfg.get('server'), cfg.get('aggregator'),
             cfg.get('client_state'), cfg.get('optimizer_policy', 'reset'))
         if self.server.memo_key is not None:
-            raise ValueError(f'{type(self.server).__name__} keeps a memo per '
-                             'client; it does not run over Flower yet.')
+            if not hasattr(self.server, 'serve_sites'):
+                raise ValueError(
+                    f'train_cfg.server: {type(self.server).__name__} keeps '
+                    'a memo per client and has no round across sites '
+                    '(serve_sites); it does not run over Flower.')
+            self.server.serve_sites()
         if not any(isinstance(h, FederatedStateHook) for h in runner.hooks):
             runner.register_hook(FederatedStateHook(), priority='VERY_HIGH')
 
@@ -156,18 +162,21 @@ class FederationLoop(BaseLoop):
         r = self._epoch
         participants = [int(k) for k in self.client_sampler.sample(
             r, self.client_sizes)]
-        self.server.begin_round(r, participants, None)
-        tasks = {k: self.server.configure(k, r, int(self.client_sizes[k]))
-                 for k in participants}
-        offline = self.offline_sites(r, participants)
-        sends = [(self.node_of[k], tasks[k]) for k in participants
-                 if k not in offline]
+        left_out = self.offline_sites(r, participants)
+        if getattr(self.server, 'at_sites', False):
+            left_out.update(self.score_at_sites(r, participants, left_out))
+        else:
+            self.server.begin_round(r, participants, None)
+        sends = [(self.node_of[k],
+                  self.server.configure(k, r, int(self.client_sizes[k])))
+                 for k in participants if k not in left_out]
         replies = self.transport.fit(r, sends, self.fingerprint,
                                      self.round_timeout) if sends else []
-        admitted = self.fold(r, participants, replies, offline)
+        admitted = self.fold(r, participants, replies, left_out)
         extra = self.server.finish_round(r)
         copy_state(self.model.state_dict(), self.global_state)
-        self.comm_total += 2 * self.server.exchanged_bytes * admitted
+        self.comm_total += (2 * self.server.exchanged_bytes * admitted +
+                            int(extra.get('comm/extra_bytes', 0)))
         scalars = {'round/clients': float(admitted),
                    'comm/bytes_total': float(self.comm_total)}
         scalars.update({k: v for k, v in extra.items()
@@ -178,6 +187,48 @@ class FederationLoop(BaseLoop):
         self._rounds_done = r + 1
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+    def score_at_sites(self, round_idx: int, participants: List[int],
+                       left_out: Dict[int, str]) -> Dict[int, str]:
+        """FeatARC's first message of a round: every participant that has
+        trained before gets the cluster backbones and scores them on its
+        images; the server assigns the participants by the scores
+        (``server.begin_round_at_sites``). A site that gives no scores is
+        left out of the round, logged; returns those sites with the reason.
+
+        Raises:
+            RuntimeError: Too few participants left for ``min_results``.
+        """
+        present = [k for k in participants if k not in left_out]
+        ask = [k for k in present if self.server.needs_scores(k)]
+        answers = {k: (None, False) for k in present}
+        failed: Dict[int, str] = {}
+        if ask:
+            replies = dict(self.transport.score(
+                round_idx, [(self.node_of[k], k) for k in ask],
+                self.server.score_query(), self.seed, self.fingerprint,
+                self.round_timeout))
+            for k in ask:
+                reply = replies.get(self.node_of[k],
+                                    'no reply within the round timeout')
+                if not isinstance(reply, str) and tuple(reply[:2]) != (
+                        k, round_idx):
+                    reply = (f'answered for site {reply[0]}, round '
+                             f'{reply[1]}')
+                if isinstance(reply, str):
+                    failed[k] = f'no cluster scores: {reply}'
+                    answers.pop(k)
+                    print_log(f'{self._round_name(round_idx)}: site {k} (node '
+                              f'{self.node_of[k]}) left out: {failed[k]}',
+                              logger='current', level=logging.WARNING)
+                else:
+                    answers[k] = (reply[2], reply[3])
+        if len(answers) < self._needed:
+            self._too_few(round_idx, f'{len(answers)} site(s) scored',
+                          [f'site {k} (node {self.node_of[k]}): {why}'
+                           for k, why in {**left_out, **failed}.items()])
+        self.server.begin_round_at_sites(answers, len(ask))
+        return failed
 
     def offline_sites(self, round_idx: int,
                       participants: List[int]) -> Dict[int, str]:

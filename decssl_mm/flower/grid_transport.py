@@ -8,13 +8,16 @@ from flwr.common.constant import (HEARTBEAT_DEFAULT_INTERVAL,
 from mmengine.logging import print_log
 
 from decssl_mm.federated.messages import ClientTask
-from .codec import decode_result, encode_task
+from .codec import (decode_result, decode_scores, encode_score_query,
+                    encode_task)
 from .enrolment import Roster
 
 #: Message type of the enrolment (site id, images, config check).
 ENROL = 'query'
 #: Message type of a round's task.
 FIT = 'train'
+#: Message type of FeatARC's score query (the first message of a round).
+SCORE = 'query.score'
 
 
 #: Seconds after its last heartbeat that the SuperLink holds a SuperNode
@@ -101,6 +104,11 @@ class GridTransport:
         SuperLink noticed, before the timeout)."""
         msgs = [Message(encode_task(task, fingerprint), int(node), FIT,
                         group_id=str(round_idx)) for node, task in sends]
+        return self._collect(msgs, timeout, decode_result)
+
+    def _collect(self, msgs: List[Message], timeout: Optional[float],
+                 decode) -> List:
+        """Send ``msgs``; each reply decoded, or the reason it is none."""
         out = []
         replies = self.grid.send_and_receive(msgs, timeout=timeout)
         for node, reply in _reply_nodes(msgs, replies):
@@ -108,9 +116,20 @@ class GridTransport:
                 out.append((node, _error_text(reply)))
                 continue
             try:
-                out.append((node, decode_result(reply.content)))
+                out.append((node, decode(reply.content)))
             except (KeyError, TypeError, ValueError) as e:
                 print_log(f'node {node}: unreadable reply ({e})',
                           logger='current', level=logging.WARNING)
                 out.append((node, f'unreadable reply: {e}'))
         return out
+
+    def score(self, round_idx: int, sends: Iterable[Tuple[int, int]],
+              clusters: dict, seed: int, fingerprint: str,
+              timeout: Optional[float]) -> List:
+        """Send FeatARC's score queries ``(node, site)``; the replies as
+        ``(node, (site, round, scores, stale) | error)``."""
+        msgs = [Message(encode_score_query(site, round_idx, seed, clusters,
+                                           fingerprint), int(node), SCORE,
+                        group_id=f'{round_idx}.score')
+                for node, site in sends]
+        return self._collect(msgs, timeout, decode_scores)

@@ -2,7 +2,7 @@
 import copy
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -12,7 +12,12 @@ from decssl_mm.federated.messages import ClientResult, ClientTask
 from decssl_mm.federated.round_data import with_round_batch_sampler
 from .fingerprint import config_fingerprint
 from .node_config import SiteConfig
+from .site_clusters import SiteClusters
 from .site_loop import SiteFitLoop
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, 'module', model)
 
 
 def _single_client(dataset_cfg: dict, data_root: str) -> dict:
@@ -47,6 +52,7 @@ class Site:
         self.site = site
         self.cfg = self.local_config(cfg)
         self._dataset = None
+        self.clusters = SiteClusters.of_config(self.cfg, site.node)
 
     def local_config(self, cfg: Config) -> Config:
         """The config as this site runs it: its data root, its state dir,
@@ -139,8 +145,37 @@ class Site:
         loop = SiteFitLoop(runner, runner.cfg.train_dataloader, task,
                            self.load_state(task.round_idx),
                            self.cfg.train_cfg)
+        if self.clusters is not None:
+            self.clusters.prepare(task, _unwrap(runner.model),
+                                  loop.dataloader.dataset)
         runner._train_loop = loop
         runner.train()
         result = loop.result
+        if self.clusters is not None:
+            self.clusters.keep_features(task, result)
         self.save_state(result.local_state, task.round_idx)
         return result
+
+    # ------------------------------------------------------------- scoring
+    def score(self, round_idx: int, seed: int, site_id: int,
+              clusters: Dict[str, torch.Tensor]
+              ) -> Tuple[Optional[List[float]], bool]:
+        """Score the round-start cluster backbones on the site's images
+        against its last local model's features (FeatARC across sites,
+        :meth:`SiteClusters.scores`).
+
+        Raises:
+            ValueError: The config's server is not FeatARC's.
+        """
+        if self.clusters is None:
+            raise ValueError(f'{self.site.node}: asked to score clusters, '
+                             'but the config\'s train_cfg.server is not a '
+                             'ClusteredServer.')
+        runner = Runner.from_cfg(copy.deepcopy(self.cfg))
+        from decssl_mm.registry import DATASETS
+        dataset = DATASETS.build(
+            copy.deepcopy(self.cfg.train_dataloader['dataset']))
+        memo = (self.load_state(round_idx) or {}).get(
+            self.clusters.server.memo_key)
+        return self.clusters.scores(_unwrap(runner.model), dataset, clusters,
+                                    memo, seed, site_id)

@@ -6,7 +6,7 @@ scalars and the check of the clustered server's arguments. The registered
 :class:`~decssl_mm.federated.servers.ClusteredServer` composes them.
 """
 import copy
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from mmengine.logging import print_log
 from decssl_mm.utils.state_dict import StateDict
 
 EXPORT_RULES = ('most_samples', 'most_clients')
+SUBSET_TAG = 0xFEA7  # separates the assignment subset's RNG stream
+#: Task config entry naming a site's cluster (rounds across sites).
+CLUSTER_KEY = 'featarc-cluster'
 MODES = ('paper', 'ours')
 BACKBONE_PREFIX = 'backbone.'
 _KEY = 'train_cfg.server'
@@ -31,6 +34,52 @@ def cluster_scores(cluster_feats: Sequence[torch.Tensor],
     """
     feats = client_feats.float()
     return [float((cf * feats).sum(1).mean()) for cf in cluster_feats]
+
+
+def assignment_subset(indices: np.ndarray, seed: int, client_id: int,
+                      max_samples: Optional[int]) -> np.ndarray:
+    """The samples a client's clusters are scored on (sorted).
+
+    Every sample, or ``max_samples`` of them drawn from ``(seed, client)``
+    (the same subset every round). The draw picks positions in
+    ``indices``: a site holding the client's samples in the same (sorted)
+    order draws the same samples from its own local indices.
+
+    Args:
+        indices (np.ndarray): The client's sorted sample indices.
+        seed (int): The run's seed.
+        client_id (int): The client.
+        max_samples (int, optional): At most this many samples.
+    """
+    idx = np.asarray(indices, np.int64)
+    if max_samples is None or idx.size <= max_samples:
+        return idx
+    rng = np.random.default_rng([int(seed), int(client_id), SUBSET_TAG])
+    return np.sort(rng.choice(idx, size=int(max_samples), replace=False))
+
+
+def assign_from_scores(client_id: int, scores: Optional[List[float]],
+                       stale: bool, previous: int,
+                       num_clusters: int) -> int:
+    """A participant's cluster from its scores.
+
+    The best-scoring cluster (ties: the smaller index); without scores a
+    client whose features are stale (another sample count) keeps its
+    previous cluster, and a client without features (first participation,
+    or an empty client) goes round-robin (``client_id mod C``).
+
+    Args:
+        client_id (int): The client.
+        scores (list[float], optional): One score per cluster.
+        stale (bool): The client had features of another sample count.
+        previous (int): Its previous cluster (-1: never assigned).
+        num_clusters (int): Number of clusters.
+    """
+    if scores is not None:
+        return int(np.argmax(scores))
+    if stale and previous >= 0:
+        return int(previous)
+    return int(client_id) % int(num_clusters)
 
 
 def choose_cluster(assignment: np.ndarray, client_sizes: np.ndarray,

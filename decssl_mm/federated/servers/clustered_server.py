@@ -15,13 +15,13 @@ from ..aggregators import BaseAggregator
 from ..dist_utils import all_gather_objects
 from ..eval_view import eval_view_features
 from ..messages import ClientResult, RunContext
-from .cluster_maths import (backbone_state, choose_cluster,
+from .cluster_maths import (CLUSTER_KEY, assign_from_scores,
+                            assignment_subset,
+                            backbone_state, choose_cluster,
                             cluster_round_scalars, cluster_scores,
                             independent_init, read_assignment,
                             validate_cluster_args)
 from .fedavg_server import FedAvgServer
-
-_SUBSET_TAG = 0xFEA7  # separates the assignment subset's RNG stream
 
 
 @SERVERS.register_module()
@@ -87,6 +87,8 @@ class ClusteredServer(FedAvgServer):
 
     needs_extras = ('features',)
     memo_key = 'featarc'
+    #: Whether the round runs across sites (:meth:`serve_sites`).
+    at_sites = False
 
     def __init__(self,
                  num_clusters: int = 2,
@@ -162,19 +164,12 @@ class ClusteredServer(FedAvgServer):
         return self._eval_pipeline
 
     def assign_indices(self, client_id: int) -> np.ndarray:
-        """The samples a client's clusters are scored on (sorted).
-
-        Every sample, or a subset of ``assign_max_samples`` drawn from
-        ``(seed, client)`` (the same subset every round).
-        """
-        idx = np.asarray(self.ctx.dataset.client_indices(client_id),
-                         np.int64)
-        m = self.assign_max_samples
-        if m is None or idx.size <= m:
-            return idx
-        rng = np.random.default_rng([self.ctx.seed, int(client_id),
-                                     _SUBSET_TAG])
-        return np.sort(rng.choice(idx, size=int(m), replace=False))
+        """The samples a client's clusters are scored on (sorted; see
+        :func:`~decssl_mm.federated.servers.cluster_maths.
+        assignment_subset`)."""
+        return assignment_subset(self.ctx.dataset.client_indices(client_id),
+                                 self.ctx.seed, client_id,
+                                 self.assign_max_samples)
 
     def eval_features(self, backbones: Sequence[nn.Module],
                       indices: np.ndarray) -> List[torch.Tensor]:
@@ -220,16 +215,62 @@ class ClusteredServer(FedAvgServer):
         merged: Dict[int, Tuple[int, Optional[List[float]]]] = {}
         for part in all_gather_objects(local):
             merged.update(part)
+        scored = sum(1 for _, s in merged.values() if s is not None)
+        self._start_round(merged, scored)
+
+    def _start_round(self, merged: Dict[int, Tuple[int, Optional[list]]],
+                     downloads: int) -> None:
+        """Keep the round's assignment and scores; open the aggregators."""
         self.round_assignment = {k: c for k, (c, _) in merged.items()}
         self.round_scores = {k: s for k, (_, s) in merged.items()}
         for k, c in self.round_assignment.items():
             self.assignment[k] = c
-        scored = sum(1 for s in self.round_scores.values() if s is not None)
-        self._assign_bytes = scored * self.num_clusters * sum(
+        self._assign_bytes = downloads * self.num_clusters * sum(
             t.numel() * t.element_size()
             for t in backbone_state(self.clusters[0]).values())
         for agg, state in zip(self.aggregators, self.clusters):
             agg.begin_round(state)
+
+    # ------------------------------------------------- scoring at the sites
+    def serve_sites(self) -> None:
+        """Run the round across sites that keep their images and features.
+
+        The server cannot score a site's clusters on images it does not
+        have, so each round becomes two messages per participant: the
+        ``C`` cluster backbones out (:meth:`score_query`) and the site's
+        scores back (:meth:`begin_round_at_sites`); then the task, whose
+        start state is the assigned cluster's model. The site derives what
+        it aligns to from that start state (the reference, or in
+        ``'paper'`` mode the alignment targets on its own images) and keeps
+        its features for the next assignment on its own disk; tasks carry
+        no extras and results no features.
+        """
+        self.at_sites = True
+
+    def needs_scores(self, client_id: int) -> bool:
+        """Whether a participant is asked for scores (a client never
+        assigned has no features yet and goes round-robin)."""
+        return bool(self.assignment[int(client_id)] >= 0)
+
+    def score_query(self) -> StateDict:
+        """The round-start cluster backbones a site scores,
+        ``'<c>.<key>'``."""
+        return {f'{c}.{k}': v for c, state in enumerate(self.clusters)
+                for k, v in backbone_state(state).items()}
+
+    def begin_round_at_sites(
+            self, answers: Dict[int, Tuple[Optional[List[float]], bool]],
+            queried: int) -> None:
+        """Assign the participants by the scores their sites sent.
+
+        Args:
+            answers (dict): ``client -> (scores or None, stale)`` of every
+                participant that takes part in the round.
+            queried (int): Sites sent the cluster backbones.
+        """
+        merged = {int(k): (self.assign_scored(int(k), s, bool(stale)), s)
+                  for k, (s, stale) in answers.items()}
+        self._start_round(merged, queried)
 
     def assign_client(self, client_id: int, memo: Optional[dict] = None
                       ) -> Tuple[int, Optional[List[float]]]:
@@ -247,27 +288,48 @@ class ClusteredServer(FedAvgServer):
         """
         feats = (memo or {}).get('feats')
         idx = self.assign_indices(client_id)
-        if idx.size == 0:  # an empty client (allow_empty_clients=True)
-            return client_id % self.num_clusters, None
-        if feats is None or feats.shape[0] != idx.size:
-            if feats is not None:  # e.g. assign_max_samples changed
-                print_log(f'FeatARC: client {client_id} has features of '
-                          f'{feats.shape[0]} samples, expected {idx.size}; '
-                          'keeping its previous cluster.', logger='current')
-                prev = int(self.assignment[client_id])
-                return (prev if prev >= 0 else
-                        client_id % self.num_clusters), None
-            return client_id % self.num_clusters, None
-        self._cluster_probe(0)
-        scores = cluster_scores(self.eval_features(self._probes, idx), feats)
-        return int(np.argmax(scores)), scores
+        stale = (feats is not None and idx.size > 0
+                 and feats.shape[0] != idx.size)
+        if stale:  # e.g. assign_max_samples changed
+            print_log(f'FeatARC: client {client_id} has features of '
+                      f'{feats.shape[0]} samples, expected {idx.size}; '
+                      'keeping its previous cluster.', logger='current')
+        scores = None
+        if feats is not None and not stale and idx.size > 0:  # scored
+            self._cluster_probe(0)
+            scores = cluster_scores(self.eval_features(self._probes, idx),
+                                    feats)
+        return self.assign_scored(client_id, scores, stale), scores
+
+    def assign_scored(self, client_id: int, scores: Optional[List[float]],
+                      stale: bool = False) -> int:
+        """A participant's cluster from its scores (see
+        :func:`~decssl_mm.federated.servers.cluster_maths.
+        assign_from_scores`)."""
+        return assign_from_scores(client_id, scores, stale,
+                                  int(self.assignment[client_id]),
+                                  self.num_clusters)
 
     def start_state(self, client_id: int) -> StateDict:
         """The round-start model of the client's cluster."""
         return self.clusters[self.round_assignment[int(client_id)]]
 
+    def configure(self, client_id: int, round_idx: int,
+                  num_samples: int):
+        """The task of a participant; across sites it names the cluster
+        (``config[CLUSTER_KEY]``)."""
+        task = super().configure(client_id, round_idx, num_samples)
+        if self.at_sites:
+            task.config[CLUSTER_KEY] = int(
+                self.round_assignment[int(client_id)])
+        return task
+
     def task_extras(self, client_id: int) -> Dict[str, Any]:
-        """What the client aligns to (by ``mode``) and the feature probe."""
+        """What the client aligns to (by ``mode``) and the feature probe
+        (none across sites: the site derives them, see
+        :meth:`serve_sites`)."""
+        if self.at_sites:
+            return {}
         extras: Dict[str, Any] = {
             'feature_probe': {
                 'indices': torch.tensor(self.assign_indices(client_id)),
@@ -289,10 +351,13 @@ class ClusteredServer(FedAvgServer):
 
     def add(self, result: ClientResult) -> Dict[str, Any]:
         """Feed the client model to its cluster's aggregator; keep the
-        client's features for its next assignment."""
+        client's features for its next assignment (in process; a site
+        keeps its own)."""
         c = self.round_assignment[int(result.client_id)]
         self.aggregators[c].add(result.client_id, result.update,
                                 result.num_samples)
+        if self.at_sites:
+            return {}
         return {self.memo_key: {'feats': result.extras['features'],
                                 'cluster': int(c)}}
 
