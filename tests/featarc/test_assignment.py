@@ -261,3 +261,24 @@ def test_export_rules(tmp_path):
     assert loop.choose_cluster() == 1  # 2 clients vs 1
     loop.assignment = np.array([0, 1, -1, -1])
     assert loop.choose_cluster() == 0  # tie: smaller index
+
+
+def test_a_site_draws_the_same_subset_from_its_local_indices():
+    from decssl_mm.federated.servers.cluster_maths import assignment_subset
+    global_idx = np.array([3, 8, 9, 15, 22, 40, 41, 57, 60, 77])
+    local_idx = np.arange(global_idx.size)  # the site's own order
+    for seed, client, m in ((0, 2, 4), (7, 5, 9), (1, 1, None), (3, 0, 20)):
+        g = assignment_subset(global_idx, seed, client, m)
+        loc = assignment_subset(local_idx, seed, client, m)
+        assert g.tolist() == global_idx[loc].tolist()
+        assert len(g) == min(m or 99, 10)
+    assert assignment_subset(global_idx, 0, 2, 4).tolist() != \
+        assignment_subset(global_idx, 0, 3, 4).tolist()
+
+
+def test_assignment_from_scores():
+    from decssl_mm.federated.servers.cluster_maths import assign_from_scores
+    assert assign_from_scores(5, [0.1, 0.7, 0.7], False, 0, 3) == 1  # tie
+    assert assign_from_scores(5, None, True, 0, 3) == 0  # stale: previous
+    assert assign_from_scores(5, None, True, -1, 3) == 2  # never assigned
+    assert assign_from_scores(5, None, False, 0, 3) == 2  # no features
