@@ -48,3 +48,17 @@ class LocalGrid:
                     Error(0, ''.join(traceback.format_exception(e))),
                     reply_to=msg))
         return replies
+
+
+def local_sites(cfg, tmp_path) -> tuple:
+    """Dump ``cfg`` as the shared config and give site ``k`` client ``k``'s
+    images; returns ``(config path, node id -> node config)`` with node
+    ids ``100 + k``."""
+    from decssl_mm.flower.site_split import split_fmnist_sites
+    path = str(tmp_path / 'shared_cfg.py')
+    cfg.dump(path)
+    sites = split_fmnist_sites(cfg, str(tmp_path / 'sites'))
+    nodes = {100 + k: {'data-root': d, 'site-id': k,
+                       'state-dir': str(tmp_path / f'state{k}')}
+             for k, d in enumerate(sites)}
+    return path, nodes

@@ -11,11 +11,10 @@ from _helpers.configs import tiny_federated_cfg
 
 pytest.importorskip('flwr')
 
-from _helpers.flower_grid import LocalGrid  # noqa: E402
+from _helpers.flower_grid import LocalGrid, local_sites  # noqa: E402
 from decssl_mm.flower.client_app import app as client_app  # noqa: E402
 from decssl_mm.flower.grid_transport import GridTransport  # noqa: E402
 from decssl_mm.flower.server_app import server_runner  # noqa: E402
-from decssl_mm.flower.site_split import split_fmnist_sites  # noqa: E402
 
 CONFIG = 'configs/decssl/simclr_r18_fmnist_dir0.1.py'
 
@@ -28,12 +27,7 @@ def _tiny(fmnist_root, work_dir, **kw):
 
 
 def _flower_run(cfg, tmp_path, drop=()):
-    path = str(tmp_path / 'shared_cfg.py')
-    cfg.dump(path)
-    sites = split_fmnist_sites(cfg, str(tmp_path / 'sites'))
-    nodes = {100 + k: {'data-root': d, 'site-id': k,
-                       'state-dir': str(tmp_path / f'state{k}')}
-             for k, d in enumerate(sites)}
+    path, nodes = local_sites(cfg, tmp_path)
     grid = LocalGrid(client_app, nodes, {'config': path}, drop=set(drop))
     runner = server_runner({'config': path, 'resume': False,
                             'work-dir': str(tmp_path / 'server')},
@@ -80,12 +74,7 @@ def test_restarted_server_continues_from_its_checkpoint(fmnist_root,
     ref = Runner.from_cfg(_tiny(fmnist_root, tmp_path / 'ref'))
     ref.train()
     cfg = _tiny(fmnist_root, tmp_path / 'unused')
-    path = str(tmp_path / 'shared_cfg.py')
-    cfg.dump(path)
-    sites = split_fmnist_sites(cfg, str(tmp_path / 'sites'))
-    nodes = {100 + k: {'data-root': d, 'site-id': k,
-                       'state-dir': str(tmp_path / f'state{k}')}
-             for k, d in enumerate(sites)}
+    path, nodes = local_sites(cfg, tmp_path)
     grid = LocalGrid(client_app, nodes, {'config': path})
     rc = {'config': path, 'work-dir': str(tmp_path / 'server')}
     with pytest.raises(KeyboardInterrupt):

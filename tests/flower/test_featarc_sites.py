@@ -13,11 +13,10 @@ from _helpers.baseline_configs import tiny_cfg
 
 pytest.importorskip('flwr')
 
-from _helpers.flower_grid import LocalGrid  # noqa: E402
+from _helpers.flower_grid import LocalGrid, local_sites  # noqa: E402
 from decssl_mm.flower.client_app import app as client_app  # noqa: E402
 from decssl_mm.flower.grid_transport import SCORE, GridTransport  # noqa
 from decssl_mm.flower.server_app import server_runner  # noqa: E402
-from decssl_mm.flower.site_split import split_fmnist_sites  # noqa: E402
 
 CONFIG = 'configs/featarc/simclr_r18_fmnist_dir0.1.py'
 
@@ -53,12 +52,7 @@ class _Recording:
 
 
 def _flower(cfg, tmp_path, fail_score_of=None):
-    path = str(tmp_path / 'shared_cfg.py')
-    cfg.dump(path)
-    sites = split_fmnist_sites(cfg, str(tmp_path / 'sites'))
-    nodes = {100 + k: {'data-root': d, 'site-id': k,
-                       'state-dir': str(tmp_path / f'state{k}')}
-             for k, d in enumerate(sites)}
+    path, nodes = local_sites(cfg, tmp_path)
     grid = _Recording(LocalGrid(client_app, nodes, {'config': path}),
                       fail_score_of)
     runner = server_runner({'config': path, 'resume': False,
