@@ -186,3 +186,23 @@ def test_superlink_answer_for_an_offline_node_names_that_node():
     assert transport.online_nodes() == {10, 11}
     task = ClientTask(2, 0, {'w': torch.zeros(2)}, ('w',), 40, 0)
     assert transport.fit(0, [(12, task)], 'fp', 5) == [(12, NODE_GONE)]
+
+
+def test_a_server_with_a_memo_but_no_round_across_sites_is_refused(
+        fmnist_root, tmp_path):
+    from mmengine.runner import Runner
+
+    from decssl_mm.federated.servers import FedAvgServer
+    from decssl_mm.registry import SERVERS
+
+    @SERVERS.register_module(name='_MemoOnlyServer', force=True)
+    class _MemoOnlyServer(FedAvgServer):
+        memo_key = 'mine'
+
+    cfg = tiny_federated_cfg(CONFIG, fmnist_root, str(tmp_path), rounds=1,
+                             num_clients=3)
+    cfg.train_cfg.server = dict(type='_MemoOnlyServer')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r'train_cfg.server: _MemoOnlyServer '
+                       r'keeps a memo per client and has no round across'):
+        FederationLoop(runner, FakeSites(), cfg.train_cfg, 'fp')
