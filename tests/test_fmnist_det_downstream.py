@@ -227,3 +227,24 @@ def test_verdicts_by_two_sigma():
     assert rows['good']['verdict'] == downstream.UNRESOLVED
     table = downstream.downstream_table(recs)
     assert '| x | good | bbox_AP | 3 |' in table
+
+
+def test_figure_of_each_backbone_beside_the_untrained(tmp_path):
+    from decssl_mm.study.downstream_figure import (downstream_figure,
+                                                   figure_series)
+    recs = [_rec('good', s, 20 + s, (10, 12 + s)) for s in range(3)]
+    recs += [_rec('one', 0, 30, (10, 12))]  # the references of seed 0
+    recs += [dict(_rec('noref', 0, 30, (10, 9)), references={})]
+    bars = dict(figure_series(recs, 'bbox_AP')['x'])
+    assert list(bars) == ['good', 'one', 'untrained (model init)',
+                          'untrained (PyTorch default)']  # noref left out
+    assert bars['good'] == [20, 21, 22] and bars['one'] == [30]
+    assert bars['untrained (PyTorch default)'] == [12, 13, 14]
+    out = downstream_figure(recs, str(tmp_path / 'f' / 'det.png'))
+    with open(out, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(ValueError, match='metric must be one of'):
+        figure_series(recs, 'AP')
+    with pytest.raises(ValueError, match='no downstream record with '
+                       'segm_AP'):
+        downstream_figure(recs, str(tmp_path / 'g.png'), 'segm_AP')

@@ -7,6 +7,7 @@ from both untrained references, over fine-tune seeds; records and table.
         [--work-dir work_dirs/downstream] [--max-iters N]
         [--data-root DIR] [--cfg-options k=v ...]
     python tools/analysis/downstream_eval.py --table RECORDS.jsonl
+        [--figure OUT.png [--metric bbox_AP]]
 
 CONFIG is a downstream config whose backbone loads an extracted backbone
 (``init_cfg=dict(type='Pretrained', prefix='backbone.')``), e.g.
@@ -20,7 +21,9 @@ with the config's ``CocoMetric`` (bbox / segm AP and AP50, percent). One
 JSON line per (config, backbone, seed) goes to ``--out``, holding the
 references of its seed; references already in that file are reused.
 ``--table`` prints the verdicts (2-sigma rule over seeds) from a records
-file alone (decssl_mm.study.downstream).
+file alone (decssl_mm.study.downstream); ``--figure`` draws each
+backbone's detector beside the untrained ones
+(decssl_mm.study.downstream_figure).
 """
 import argparse
 import os.path as osp
@@ -54,6 +57,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='overrides of every config, key=value')
     parser.add_argument('--table', metavar='RECORDS', default=None,
                         help='print the table of a records file and exit')
+    parser.add_argument('--figure', metavar='PNG', default=None,
+                        help='with --table: also draw the figure there')
+    parser.add_argument('--metric', default='bbox_AP',
+                        help='metric of --figure (bbox_AP, bbox_AP50, '
+                        'segm_AP, segm_AP50)')
     return parser.parse_args(argv)
 
 
@@ -98,6 +106,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 1
         records = [rec for _, rec in iter_records(args.table)]
         print(downstream.downstream_table(records), end='')
+        if args.figure:
+            from decssl_mm.study.downstream_figure import downstream_figure
+            try:
+                downstream_figure(records, args.figure, args.metric)
+            except ValueError as e:
+                print(f'error: --figure: {e}', file=sys.stderr)
+                return 1
+            print(f'figure: {args.figure}')
         return 0
     try:
         if not args.configs:
