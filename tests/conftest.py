@@ -11,8 +11,10 @@ if HERE not in sys.path:
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-# Small, deterministic CPU runs.
-os.environ.setdefault('OMP_NUM_THREADS', '2')
+# Small, deterministic CPU runs; one thread a worker under pytest-xdist
+# (``-n 2`` on 2 cores), two otherwise.
+os.environ.setdefault('OMP_NUM_THREADS',
+                      '1' if os.environ.get('PYTEST_XDIST_WORKER') else '2')
 
 
 @pytest.fixture(scope='session')
