@@ -8,16 +8,13 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from decssl_mm.evaluation.knn import unwrap_model
 from decssl_mm.federated.messages import ClientResult, ClientTask
 from decssl_mm.federated.round_data import with_round_batch_sampler
 from .fingerprint import config_fingerprint
 from .node_config import SiteConfig
 from .site_clusters import SiteClusters
 from .site_loop import SiteFitLoop
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, 'module', model)
 
 
 def _single_client(dataset_cfg: dict, data_root: str) -> dict:
@@ -146,7 +143,7 @@ class Site:
                            self.load_state(task.round_idx),
                            self.cfg.train_cfg)
         if self.clusters is not None:
-            self.clusters.prepare(task, _unwrap(runner.model),
+            self.clusters.prepare(task, unwrap_model(runner.model),
                                   loop.dataloader.dataset)
         runner._train_loop = loop
         runner.train()
@@ -177,5 +174,5 @@ class Site:
             copy.deepcopy(self.cfg.train_dataloader['dataset']))
         memo = (self.load_state(round_idx) or {}).get(
             self.clusters.server.memo_key)
-        return self.clusters.scores(_unwrap(runner.model), dataset, clusters,
-                                    memo, seed, site_id)
+        return self.clusters.scores(unwrap_model(runner.model), dataset,
+                                    clusters, memo, seed, site_id)

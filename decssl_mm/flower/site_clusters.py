@@ -72,17 +72,23 @@ class SiteClusters:
         Raises:
             ValueError: ``state`` lacks backbone tensors, naming them.
         """
+        self.check_backbone(model, state, what)
         probe = copy.deepcopy(model.backbone)
-        missing = sorted(set(probe.state_dict()) - set(state))
+        probe.load_state_dict(dict(state), strict=True)
+        probe.requires_grad_(False)
+        probe.eval()  # (some backbones' train() returns None)
+        return probe
+
+    def check_backbone(self, model: nn.Module, state: StateDict,
+                       what: str) -> None:
+        """Refuse a state that lacks some of ``model``'s backbone tensors
+        (prefix removed), naming them."""
+        missing = sorted(set(model.backbone.state_dict()) - set(state))
         if missing:
             raise ValueError(
                 f'{self.node}: FeatARC across sites needs the whole backbone '
                 f'in {what}; missing {missing[:4]} (keys the aggregator '
                 'keeps at the sites cannot be scored or aligned to).')
-        probe.load_state_dict(dict(state), strict=True)
-        probe.requires_grad_(False)
-        probe.eval()  # (some backbones' train() returns None)
-        return probe
 
     # ------------------------------------------------------------ scoring
     def scores(self, model: nn.Module, dataset, clusters: StateDict,
@@ -144,7 +150,7 @@ class SiteClusters:
         }
         start = backbone_state(task.start_state)
         if self.server.mode == 'ours':
-            self.probe(model, start, 'the task')  # checks the keys
+            self.check_backbone(model, start, 'the task')
             task.extras['reference'] = task.start_state
         elif hasattr(model, 'set_alignment_targets'):
             every = np.asarray(dataset.client_indices(0), np.int64)
