@@ -9,7 +9,9 @@ failure it was:
 
 - a dead worker (a transform that segfaults, ``os._exit``, an OOM kill) may
   have been loading a prefetched batch of a *later* client (and a batch
-  it had already sent may fail to arrive, ``ConnectionResetError``). The stream
+  it had already sent may fail to arrive, ``ConnectionResetError``; the
+  stream then waits briefly for the worker's death to show, since the
+  connection closes before the process is reaped). The stream
   reads the same batch again through new workers that load only the
   current client's batches (a *fenced* iterator). If that read dies too,
   the current client fails; if not, the client goes on undisturbed and the
@@ -25,6 +27,7 @@ sample indices: a rebuilt stream serves exactly the batches the old one
 would have, and a run without failures reads through one iterator as
 before.
 """
+import time
 from typing import Any, List, Optional, Sequence
 
 from torch.utils.data import DataLoader
@@ -47,6 +50,29 @@ def _has_dead_worker(it: Any) -> bool:
     return any(not w.is_alive() for w in getattr(it, '_workers', None) or [])
 
 
+#: Errors of the channel from a worker rather than of a batch: a batch a
+#: worker sent just before it died cannot be received (its shared memory's
+#: file descriptor goes with the process).
+_TRANSPORT_ERRORS = (ConnectionError, EOFError)
+
+
+def _dead_worker_soon(it: Any, err: Exception, grace_s: float) -> bool:
+    """Whether a worker of ``it`` is dead, waiting up to ``grace_s`` for it
+    after a transport error: the connection closes while the process is
+    still exiting, so on a loaded machine ``is_alive()`` can lag the
+    error. Any other error is judged at once."""
+    if _has_dead_worker(it):
+        return True
+    if not isinstance(err, _TRANSPORT_ERRORS):
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if _has_dead_worker(it):
+            return True
+    return False
+
+
 def _shutdown(it: Any) -> None:
     shutdown = getattr(it, '_shutdown_workers', None)
     if shutdown is not None:
@@ -60,10 +86,16 @@ class RoundStream:
         dataloader (DataLoader): The round's loader; its batch sampler has
             ``set_plan(batches)``.
         batches (Sequence): Every planned batch of the round, in order.
+        death_grace_s (float): After a transport error
+            (``ConnectionError``, ``EOFError``), how long to wait for the
+            dead worker to show before the error counts as the batch's own.
+            Defaults to 10.
     """
 
-    def __init__(self, dataloader: DataLoader, batches: Sequence) -> None:
+    def __init__(self, dataloader: DataLoader, batches: Sequence,
+                 death_grace_s: float = 10.0) -> None:
         self.dataloader = dataloader
+        self.death_grace_s = float(death_grace_s)
         self.batches: List = list(batches)
         #: Index of the next batch to serve.
         self.pos = 0
@@ -131,7 +163,8 @@ class RoundStream:
             self._it = None
             raise
         except Exception as err:  # noqa: B902 - cannot be trusted
-            died = _worker_died(err) or _has_dead_worker(self._it)
+            died = _worker_died(err) or \
+                _dead_worker_soon(self._it, err, self.death_grace_s)
             self._drop()
             if not (died and self._end > self.fence):
                 self.pos += 1

@@ -165,3 +165,60 @@ def test_round_loader_gets_a_timeout():
         dict(num_workers=0, batch_size=4))
     assert with_round_batch_sampler(
         dict(num_workers=2, timeout=7))['timeout'] == 7
+
+
+class _Exiting:
+    """A worker process seen alive until ``lag`` seconds from now."""
+
+    def __init__(self, lag):
+        self.dies_at = time.monotonic() + lag
+
+    def is_alive(self):
+        return time.monotonic() < self.dies_at
+
+
+class _ResetThenHealthy:
+    """A loader whose first iterator fails its first read with
+    ``ConnectionResetError`` while its worker still looks alive (a batch
+    sent just before the worker died, read on a loaded machine); every
+    later iterator serves its plan."""
+
+    def __init__(self, lag):
+        self.batch_sampler = _PlanSampler()
+        self.lag = lag
+        self.iterators = 0
+
+    def __iter__(self):
+        self.iterators += 1
+        plan = [torch.tensor(b) for b in self.batch_sampler]
+        if self.iterators > 1:
+            return iter(plan)
+        workers = [_Exiting(self.lag)]
+
+        class _Broken:
+            _workers = workers
+
+            def __next__(self):
+                raise ConnectionResetError(104, 'Connection reset by peer')
+
+        return _Broken()
+
+
+@pytest.mark.parametrize('lag,grace,first_fails', [
+    (0.3, 10.0, False),  # the death shows within the grace: fenced re-read
+    (30.0, 0.2, True),   # no death seen: the error is the batch's own
+])
+def test_connection_reset_waits_for_the_dead_worker(lag, grace, first_fails):
+    client0 = [[0, 1], [2, 3]]
+    client1 = [[4, 5]]
+    loader = _ResetThenHealthy(lag)
+    stream = RoundStream(loader, client0 + client1, death_grace_s=grace)
+    first = ClientSlice(stream, len(client0))
+    if first_fails:
+        with pytest.raises(ConnectionResetError):
+            list(first)
+        first.drain()
+    else:
+        assert [_values(b) for b in first] == client0
+    assert [_values(b) for b in ClientSlice(stream, 1)] == client1
+    stream.close()
